@@ -1,0 +1,70 @@
+/**
+ * The one error type that carries a user-facing message. Anything else that reaches the top
+ * is a bug or an unexpected failure and is reported as such (one line, stack only with --debug).
+ */
+import { redact } from './ui/redact.js';
+
+export interface TmachineErrorOptions {
+  /** How to fix it; printed on the same line after the message. */
+  hint?: string;
+  exitCode?: number;
+  cause?: unknown;
+}
+
+export class TmachineError extends Error {
+  readonly hint: string | undefined;
+  readonly exitCode: number;
+
+  constructor(message: string, options: TmachineErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TmachineError';
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? 1;
+  }
+
+  /** The single line the user sees. */
+  get userLine(): string {
+    return this.hint ? `${this.message} (${this.hint})` : this.message;
+  }
+}
+
+export function isDebug(): boolean {
+  return process.argv.includes('--debug') || process.env['TMACHINE_DEBUG'] === '1';
+}
+
+interface OclifLikeError {
+  message: string;
+  oclif?: { exit?: number };
+  code?: string;
+}
+
+function oclifExitCode(error: unknown): number | undefined {
+  const e = error as OclifLikeError;
+  return typeof e?.oclif?.exit === 'number' ? e.oclif.exit : undefined;
+}
+
+/** Turn any thrown value into the one line we print. */
+export function userLineOf(error: unknown): string {
+  if (error instanceof TmachineError) return error.userLine;
+  if (error instanceof Error) {
+    // oclif parse errors are several lines ("Nonexistent flag: --x\nSee more help with --help").
+    const first = error.message.split('\n').map((l) => l.trim()).find((l) => l.length > 0) ?? error.name;
+    if (error.constructor.name.endsWith('ParseError') || /^(Nonexistent flag|Unexpected argument|Missing|Expected|Parsing)/.test(first)) {
+      return `${first} (see --help for usage)`;
+    }
+    if (/^command .* not found$/.test(first)) return `${first} (run \`tmachine --help\` to list commands)`;
+    return first;
+  }
+  return String(error);
+}
+
+export async function reportAndExit(error: unknown): Promise<never> {
+  const exit = oclifExitCode(error);
+  // oclif's this.exit(n) throws an ExitError; pass the code through silently.
+  if ((error as { code?: string })?.code === 'EEXIT' && exit !== undefined) process.exit(exit);
+  const line = redact(userLineOf(error));
+  process.stderr.write(`Error: ${line}\n`);
+  if (isDebug() && error instanceof Error && error.stack) process.stderr.write(redact(error.stack) + '\n');
+  const code = error instanceof TmachineError ? error.exitCode : exit && exit !== 0 ? exit : 1;
+  process.exit(code);
+}
