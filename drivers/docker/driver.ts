@@ -1,0 +1,223 @@
+/**
+ * The docker driver: a host is a container running systemd + sshd on a local Docker engine,
+ * on a user-defined network with a fixed address, /var/lib/docker on its own volume.
+ */
+import type Docker from 'dockerode';
+import { TmachineError } from '../../src/errors.js';
+import { waitForTcp } from '../../src/net.js';
+import { debug } from '../../src/ui/log.js';
+import type { Driver, DriverContext, HostState } from '../types.js';
+import { DEFAULT_HOST_IMAGE, DEFAULT_NETWORK } from './definition.js';
+import { ensureHostImage } from './host-image.js';
+import { ensureLocalEngine, engineFromEndpoint } from './local-engine.js';
+import { hostContainerSpec, isPrivilegedUnsupported } from './container-spec.js';
+import { allocateAddress, ensureNetwork } from './network.js';
+
+const HOST_USER = 'tmachine';
+const SSH_WAIT_MS = 90_000;
+
+interface DockerDriverState {
+  endpoint?: string;
+  containerId?: string;
+  volume?: string;
+  network?: string;
+  ip?: string;
+}
+
+export function createDockerDriver(context: DriverContext): Driver {
+  const state = context.state as DockerDriverState;
+  const name = context.machineName;
+  const option = (key: string): string | undefined => {
+    const v = context.options[key];
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  let engine: Docker | undefined;
+
+  /** The engine recorded at create; for a new machine the one the flags or environment name. */
+  const docker = async (startIfMissing = false): Promise<Docker> => {
+    if (engine) return engine;
+    if (state.endpoint) {
+      engine = engineFromEndpoint(state.endpoint);
+      return engine;
+    }
+    const explicit = option('docker-host');
+    if (explicit) {
+      engine = engineFromEndpoint(explicit);
+      state.endpoint = explicit;
+      return engine;
+    }
+    const local = await ensureLocalEngine({
+      report: context.report,
+      start: startIfMissing && context.options['docker-start-engine'] !== false,
+    });
+    if (local.startedByUs) context.report(`started a local Docker engine at ${local.endpoint}`);
+    engine = local.docker;
+    state.endpoint = local.endpoint;
+    return engine;
+  };
+
+  const container = async () => {
+    if (!state.containerId) throw new TmachineError(`machine "${name}" has no container recorded`, { hint: `remove it with \`tmachine rm -f ${name}\`` });
+    return (await docker()).getContainer(state.containerId);
+  };
+
+  return {
+    async preCreateCheck() {
+      const mode = option('docker-privileged') ?? 'auto';
+      if (!['auto', 'always', 'never'].includes(mode)) {
+        throw new TmachineError(`--docker-privileged takes auto, always or never, not "${mode}"`);
+      }
+      await docker(true);
+    },
+
+    async create() {
+      const d = await docker(true);
+      const image = option('docker-image') ?? DEFAULT_HOST_IMAGE;
+      await ensureHostImage(d, image, { report: context.report });
+      const network = await ensureNetwork(d, option('docker-network') ?? DEFAULT_NETWORK, option('docker-subnet'));
+      state.network = network.name;
+      state.volume = `${name}-var-lib-docker`;
+      await d.createVolume({ Name: state.volume, Labels: { 'tmachine.machine': name } });
+      await context.saveState();
+
+      const mode = option('docker-privileged') ?? 'auto';
+      const fixedIp = option('docker-ip');
+      // Addresses are fixed at create so a restarted host keeps its certificates and swarm identity.
+      for (let attempt = 0; ; attempt++) {
+        const ip = fixedIp ?? (await allocateAddress(d, network));
+        const spec = (privileged: boolean) =>
+          hostContainerSpec({ name, image, network: network.name, ip, volume: state.volume!, labels: { 'tmachine.machine': name }, privileged });
+        try {
+          let created;
+          try {
+            created = await d.createContainer(spec(mode !== 'never'));
+            state.containerId = created.id;
+            await context.saveState();
+            await created.start();
+          } catch (error) {
+            if (mode !== 'auto' || !isPrivilegedUnsupported(error)) throw error;
+            debug('docker', `--privileged refused by this engine, using the explicit capability list`);
+            if (created) await created.remove({ force: true });
+            delete state.containerId;
+            created = await d.createContainer(spec(false));
+            state.containerId = created.id;
+            await context.saveState();
+            await created.start();
+          }
+          state.ip = ip;
+          break;
+        } catch (error) {
+          const message = String((error as Error).message);
+          if (!fixedIp && attempt < 10 && /address already in use|Address already in use/i.test(message)) {
+            if (state.containerId) await d.getContainer(state.containerId).remove({ force: true }).catch(() => undefined);
+            delete state.containerId;
+            continue;
+          }
+          if (/user configured subnets/i.test(message)) {
+            throw new TmachineError(`docker network "${network.name}" was not created with a subnet, so hosts cannot get fixed addresses`, {
+              hint: 'pass --docker-network with a new name (tmachine creates it), or remove that network',
+            });
+          }
+          if (/Conflict.*name .* already in use/i.test(message)) {
+            throw new TmachineError(`a container named "${name}" already exists on the local engine`, {
+              hint: 'choose another machine name or remove that container',
+            });
+          }
+          throw new TmachineError(`could not start the host container for "${name}": ${message.split('\n')[0]}`, { cause: error });
+        }
+      }
+      await context.saveState();
+
+      // The machine's key goes in through the engine, before SSH is ever used.
+      await execInContainer(d, state.containerId!, [
+        'sh',
+        '-c',
+        `install -d -m 700 -o ${HOST_USER} -g ${HOST_USER} /home/${HOST_USER}/.ssh && printf '%s\\n' "$KEY" > /home/${HOST_USER}/.ssh/authorized_keys && chown ${HOST_USER}:${HOST_USER} /home/${HOST_USER}/.ssh/authorized_keys && chmod 600 /home/${HOST_USER}/.ssh/authorized_keys`,
+      ], [`KEY=${context.sshPublicKey}`]);
+      context.report('waiting for sshd');
+      const ssh = await waitForTcp(state.ip!, 22, SSH_WAIT_MS);
+      if (!ssh.ok) throw new TmachineError(`host container "${name}" did not open SSH within ${SSH_WAIT_MS / 1000}s: ${ssh.reason}`);
+    },
+
+    async remove() {
+      const d = await docker().catch(() => undefined);
+      if (!d) return;
+      if (state.containerId) {
+        await d.getContainer(state.containerId).remove({ force: true, v: true }).catch(ignoreNotFound);
+      }
+      if (state.volume) await d.getVolume(state.volume).remove().catch(ignoreNotFound);
+    },
+
+    async start() {
+      await (await container()).start().catch(ignoreNotModified);
+      const ssh = await waitForTcp(state.ip!, 22, SSH_WAIT_MS);
+      if (!ssh.ok) throw new TmachineError(`machine "${name}" did not open SSH after start: ${ssh.reason}`);
+    },
+    async stop() {
+      await (await container()).stop({ t: 30 }).catch(ignoreNotModified);
+    },
+    async restart() {
+      await (await container()).restart({ t: 30 });
+      const ssh = await waitForTcp(state.ip!, 22, SSH_WAIT_MS);
+      if (!ssh.ok) throw new TmachineError(`machine "${name}" did not open SSH after restart: ${ssh.reason}`);
+    },
+    async kill() {
+      await (await container()).kill().catch(ignoreNotModified);
+    },
+
+    async state(): Promise<HostState> {
+      try {
+        const info = await (await container()).inspect();
+        switch (info.State.Status) {
+          case 'running':
+            return 'running';
+          case 'paused':
+            return 'paused';
+          case 'restarting':
+          case 'created':
+            return 'starting';
+          case 'removing':
+            return 'stopping';
+          case 'exited':
+            return 'stopped';
+          default:
+            return 'error';
+        }
+      } catch (error) {
+        if ((error as { statusCode?: number }).statusCode === 404) return 'not-found';
+        throw error;
+      }
+    },
+
+    async addresses() {
+      if (!state.ip) throw new TmachineError(`machine "${name}" has no address recorded`);
+      return { public: state.ip, private: state.ip };
+    },
+
+    async sshTarget() {
+      if (!state.ip) throw new TmachineError(`machine "${name}" has no address recorded`);
+      return { host: state.ip, port: 22, user: HOST_USER };
+    },
+  };
+}
+
+async function execInContainer(d: Docker, id: string, cmd: string[], env: string[]): Promise<void> {
+  const exec = await d.getContainer(id).exec({ Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  await new Promise<void>((resolve, reject) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', reject);
+    stream.resume();
+  });
+  const result = await exec.inspect();
+  if (result.ExitCode !== 0) throw new TmachineError(`installing the SSH key in the host container failed (exit ${result.ExitCode})`);
+}
+
+function ignoreNotFound(error: unknown): void {
+  if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+}
+
+function ignoreNotModified(error: unknown): void {
+  if ((error as { statusCode?: number }).statusCode !== 304) throw error;
+}

@@ -1,0 +1,26 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../base-command.js';
+import { connectMachine } from '../machine/connect.js';
+
+export default class Ssh extends BaseCommand {
+  static override summary = 'Log in to a machine, or run one command there (exit code passed through)';
+  static override examples = ['<%= config.bin %> ssh n1', '<%= config.bin %> ssh n1 -- docker node ls'];
+  static override strict = false;
+  static override args = { name: Args.string({ description: 'Machine name', required: true }) };
+  static override flags = {
+    'repin-host-key': Flags.boolean({ description: 'Trust the key the host offers now (after you rebuilt the host yourself)' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, argv, flags } = await this.parse(Ssh);
+    const command = (argv as string[]).slice(1);
+    const store = await this.store();
+    const record = await store.load(args.name);
+    const connection = await connectMachine(store, record, { repinHostKey: flags['repin-host-key'] });
+    try {
+      process.exitCode = command.length === 0 ? await connection.interactive() : await connection.execInteractive(command.join(' '));
+    } finally {
+      connection.close();
+    }
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The swarm half of `swarm bootstrap`: small named steps, each able to say whether it needs
+ * to run (k0sctl's phases), so a second run changes nothing and a half-finished run is
+ * completed rather than repeated.
+ */
+import { TmachineError } from '../errors.js';
+import type { Step } from '../steps.js';
+import { engineMessage, healthyManager, swarmInfo, type Member, type SwarmInfo } from './engines.js';
+import { initSwarm, inspectNode, joinSwarm, labelsHold, listNodes, updateNode, waitNodeReady } from './membership.js';
+import type { DesiredNode } from './desired-state.js';
+
+export interface ConvergeContext {
+  members: Map<string, Member>;
+  advertise: 'private' | 'public';
+  dataPathPort?: number;
+  /** Managers in the order they were listed; the first one initialises a new swarm. */
+  managerNames: string[];
+  /** Set once a manager with control is known. */
+  leader?: Member;
+  clusterId?: string;
+}
+
+function member(ctx: ConvergeContext, name: string): Member {
+  const m = ctx.members.get(name);
+  if (!m) throw new TmachineError(`machine "${name}" is not part of this bootstrap`);
+  return m;
+}
+
+/** The leader: a listed manager that is active and has control. */
+async function findLeader(ctx: ConvergeContext): Promise<Member | undefined> {
+  if (ctx.leader) return ctx.leader;
+  const managers = ctx.managerNames.map((n) => member(ctx, n));
+  const found = await healthyManager(managers);
+  if (found) {
+    ctx.leader = ctx.members.get(found.manager.record.name)!;
+    ctx.clusterId = found.info.clusterId;
+  }
+  return ctx.leader;
+}
+
+async function leaderOrFail(ctx: ConvergeContext): Promise<Member> {
+  const leader = await findLeader(ctx);
+  if (!leader) throw new TmachineError('no manager of this swarm answers with control', { hint: 'check `tmachine swarm status`; `tmachine swarm recover` rebuilds lost quorum' });
+  return leader;
+}
+
+export function initStep(first: string): Step<ConvergeContext> {
+  return {
+    id: 'swarm-init',
+    title: `${first}: swarm init`,
+    needsRun: async (ctx) => (await findLeader(ctx)) === undefined,
+    run: async (ctx) => {
+      const m = member(ctx, first);
+      const info = await swarmInfo(m.docker);
+      if (info.state === 'active') {
+        throw new TmachineError(`${first} is already in a swarm whose managers have no quorum`, { hint: '`tmachine swarm recover` rebuilds it' });
+      }
+      await initSwarm(m, { advertise: ctx.advertise, ...(ctx.dataPathPort ? { dataPathPort: ctx.dataPathPort } : {}) });
+      ctx.leader = m;
+      ctx.clusterId = (await swarmInfo(m.docker)).clusterId;
+    },
+  };
+}
+
+/** True when the node is an active member of the leader's swarm. */
+async function isMember(ctx: ConvergeContext, m: Member): Promise<{ member: boolean; info: SwarmInfo }> {
+  const info = await swarmInfo(m.docker);
+  const leader = await findLeader(ctx);
+  if (info.state !== 'active') return { member: false, info };
+  if (leader && ctx.clusterId && info.clusterId && info.clusterId !== ctx.clusterId) {
+    throw new TmachineError(`${m.record.name} belongs to another swarm (cluster ${info.clusterId.slice(0, 12)})`, {
+      hint: `make it leave first: \`tmachine swarm leave ${m.record.name}\``,
+    });
+  }
+  // A worker's info has no cluster ID; ask the leader whether it knows the node.
+  if (leader && !info.clusterId) {
+    const known = await inspectNode(leader.docker, info.nodeId).catch(() => undefined);
+    return { member: Boolean(known), info };
+  }
+  return { member: true, info };
+}
+
+export function joinStep(node: DesiredNode): Step<ConvergeContext> {
+  return {
+    id: `swarm-join-${node.role}`,
+    title: `${node.name}: join the swarm as ${node.role}`,
+    needsRun: async (ctx) => {
+      if (ctx.leader === member(ctx, node.name)) return false;
+      return !(await isMember(ctx, member(ctx, node.name))).member;
+    },
+    run: async (ctx) => {
+      const leader = await leaderOrFail(ctx);
+      const m = member(ctx, node.name);
+      await joinSwarm(m, leader, node.role, ctx.advertise);
+      const info = await swarmInfo(m.docker);
+      await waitNodeReady(leader.docker, info.nodeId);
+    },
+  };
+}
+
+export function roleStep(node: DesiredNode): Step<ConvergeContext> {
+  const nodeId = async (ctx: ConvergeContext) => (await swarmInfo(member(ctx, node.name).docker)).nodeId;
+  return {
+    id: 'swarm-role',
+    title: `${node.name}: role ${node.role}`,
+    needsRun: async (ctx) => {
+      const leader = await findLeader(ctx);
+      if (!leader) return true;
+      const current = await inspectNode(leader.docker, await nodeId(ctx)).catch(() => undefined);
+      return current?.Spec.Role !== node.role;
+    },
+    run: async (ctx) => {
+      const leader = await leaderOrFail(ctx);
+      await updateNode(leader.docker, await nodeId(ctx), (spec) => ({ ...spec, Role: node.role }));
+    },
+  };
+}
+
+export function labelStep(node: DesiredNode): Step<ConvergeContext> {
+  const nodeId = async (ctx: ConvergeContext) => (await swarmInfo(member(ctx, node.name).docker)).nodeId;
+  return {
+    id: 'swarm-labels',
+    title: `${node.name}: node labels`,
+    needsRun: async (ctx) => {
+      if (Object.keys(node.labels).length === 0) return false;
+      const leader = await findLeader(ctx);
+      if (!leader) return true;
+      const current = await inspectNode(leader.docker, await nodeId(ctx)).catch(() => undefined);
+      return !labelsHold(current?.Spec.Labels, node.labels);
+    },
+    run: async (ctx) => {
+      const leader = await leaderOrFail(ctx);
+      await updateNode(leader.docker, await nodeId(ctx), (spec) => ({ ...spec, Labels: { ...spec.Labels, ...node.labels } }));
+    },
+  };
+}
+
+/** Nodes in the swarm that the desired cluster no longer lists: drained, then removed (--prune). */
+export function pruneStep(keep: Set<string>, extra: Map<string, Member>): Step<ConvergeContext> {
+  const strangers = async (ctx: ConvergeContext) => {
+    const leader = await findLeader(ctx);
+    if (!leader) return [];
+    const keepIds = new Set<string>();
+    for (const name of keep) {
+      const m = ctx.members.get(name);
+      if (m) keepIds.add((await swarmInfo(m.docker).catch(() => undefined))?.nodeId ?? '');
+    }
+    return (await listNodes(leader.docker)).filter((n) => !keepIds.has(n.ID));
+  };
+  return {
+    id: 'swarm-prune',
+    title: 'prune nodes no longer listed',
+    needsRun: async (ctx) => (await strangers(ctx)).length > 0,
+    run: async (ctx, report) => {
+      const leader = await leaderOrFail(ctx);
+      for (const node of await strangers(ctx)) {
+        const name = node.Description?.Hostname ?? node.ID;
+        report(`draining ${name}`);
+        if (node.Spec.Role === 'manager') await updateNode(leader.docker, node.ID, (s) => ({ ...s, Role: 'worker' }));
+        await updateNode(leader.docker, node.ID, (s) => ({ ...s, Availability: 'drain' }));
+        const machine = [...extra.values()].find((m) => m.record.swarm?.nodeId === node.ID);
+        if (machine) await machine.docker.swarmLeave({ force: true }).catch(() => undefined);
+        // A node that left (or is gone) shows Down; only then may it be removed without --force.
+        await leader.docker
+          .getNode(node.ID)
+          .remove({ force: true })
+          .catch((error: unknown) => {
+            throw new TmachineError(`removing node ${name} failed: ${engineMessage(error)}`);
+          });
+      }
+    },
+  };
+}
