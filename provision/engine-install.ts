@@ -62,6 +62,7 @@ export const BUNDLE_BINARIES = ['dockerd', 'containerd', 'containerd-shim-runc-v
 
 const DEFAULT_INSTALL_URL = 'https://get.docker.com';
 const READY_TIMEOUT_MS = 60_000;
+const PROBE_TIMEOUT_MS = 10_000;
 const INSTALL_TIMEOUT_MS = 15 * 60_000;
 
 export interface EngineBundle {
@@ -132,7 +133,7 @@ function namedFailures(step: Step<ProvisionContext>): Step<ProvisionContext> {
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       throw new TmachineError(`step "${step.title}" failed on ${context.host.label}: ${why}`, {
-        hint: error instanceof TmachineError ? error.hint : `run \`tmachine provision ${context.machineName} --debug\` to see the remote commands`,
+        hint: (error instanceof TmachineError && error.hint) || `run \`tmachine provision ${context.machineName} --debug\` to see the remote commands`,
         cause: error,
       });
     }
@@ -158,13 +159,13 @@ const PACKAGE_INSTALL: Record<HostInfo['family'], (pkgs: string[]) => string> = 
 /** dockerd needs iptables on the host, and static bundles do not carry it. */
 const prerequisitesStep: Step<ProvisionContext> = {
   id: 'engine-prerequisites',
-  title: 'check the engine prerequisites (iptables)',
+  title: 'check the engine prerequisites (iptables, tar, gzip)',
   async needsRun(context) {
-    return (await execAsRoot(context, 'command -v iptables >/dev/null 2>&1 && command -v tar >/dev/null 2>&1')).code !== 0;
+    return (await execAsRoot(context, 'for c in iptables tar gzip; do command -v $c >/dev/null 2>&1 || exit 1; done')).code !== 0;
   },
   async run(context, report) {
     report('installing iptables with the package manager');
-    const result = await execAsRoot(context, PACKAGE_INSTALL[context.os.family](['iptables', 'tar']), { timeoutMs: INSTALL_TIMEOUT_MS });
+    const result = await execAsRoot(context, PACKAGE_INSTALL[context.os.family](['iptables', 'tar', 'gzip']), { timeoutMs: INSTALL_TIMEOUT_MS });
     if (result.code !== 0) {
       throw new TmachineError(`${context.host.label} has no iptables, and installing it failed: ${lastLine(result.stderr)}`, {
         hint: 'the engine needs iptables; install it on the host (the host may have no package mirror)',
@@ -504,24 +505,32 @@ async function onHostCheck(context: ProvisionContext): Promise<string> {
   return result.stdout.trim();
 }
 
+/** One probe attempt, bounded: a firewall that drops packets must not hang the plan. */
+async function probeOnce(context: ProvisionContext): Promise<string> {
+  const attempt = (context.probe ?? (() => onHostCheck(context)))();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS / 1000} s`)), PROBE_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([attempt, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const engineReadyStep: Step<ProvisionContext> = {
   id: 'engine-ready',
   title: 'wait for the engine to answer over TLS',
   async needsRun(context) {
-    try {
-      await (context.probe ?? (() => onHostCheck(context)))();
-      return false;
-    } catch {
-      return true;
-    }
+    return probeOnce(context).then(() => false, () => true);
   },
   async run(context, report) {
-    const probe = context.probe ?? (() => onHostCheck(context));
     const deadline = Date.now() + READY_TIMEOUT_MS;
     let lastError = '';
     for (;;) {
       try {
-        const version = await probe();
+        const version = await probeOnce(context);
         report(`engine ${version} answers`);
         return;
       } catch (error) {

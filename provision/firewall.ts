@@ -10,8 +10,8 @@ import type { Step } from '../src/steps.js';
 import { type HostShell, type RemoteFile, filesToWrite, runAsRoot, sha256Hex, shellQuote, writeFilesAsRoot } from './os.js';
 
 export interface FirewallContext extends HostShell {
-  /** The engine's TLS port (2376). */
-  enginePort?: number;
+  /** The engine's TLS port is engine.port (2376 unless moved). */
+  engine?: { port?: number };
   /** Swarm's VXLAN port; `--data-path-port` moves it off 4789. */
   dataPathPort?: number;
   /** The SSH port tmachine uses, when it is not 22 (22 is always opened). */
@@ -31,11 +31,11 @@ export const FIREWALL_OPENRC_PATH = '/etc/init.d/tmachine-firewall';
 type FirewallKind = 'ufw' | 'firewalld' | 'iptables' | 'none';
 
 /** The ports to open, in a fixed order (the generated script's bytes depend on it). */
-export function swarmPorts(context: Pick<FirewallContext, 'enginePort' | 'dataPathPort' | 'sshPort'>): PortRule[] {
+export function swarmPorts(context: Pick<FirewallContext, 'engine' | 'dataPathPort' | 'sshPort'>): PortRule[] {
   const rules: PortRule[] = [
     { proto: 'tcp', port: 22 },
     ...(context.sshPort && context.sshPort !== 22 ? [{ proto: 'tcp' as const, port: context.sshPort }] : []),
-    { proto: 'tcp', port: context.enginePort ?? 2376 },
+    { proto: 'tcp', port: context.engine?.port ?? 2376 },
     { proto: 'tcp', port: 2377 },
     { proto: 'tcp', port: 7946 },
     { proto: 'udp', port: 7946 },
@@ -165,7 +165,7 @@ function inspectScript(context: FirewallContext): string {
     'case $kind in',
     'ufw)',
     `  added=$(ufw show added 2>/dev/null)`,
-    ...ports.map((p) => `  printf '%s\n' "$added" | grep -qx "ufw allow ${ufwRule(p)}" || echo "missing: ufw allow ${ufwRule(p)}"`),
+    ...ports.map((p) => `  printf '%s\\n' "$added" | grep -qx "ufw allow ${ufwRule(p)}" || echo "missing: ufw allow ${ufwRule(p)}"`),
     '  ;;',
     'firewalld)',
     '  runtime=" $(firewall-cmd --list-ports) "; permanent=" $(firewall-cmd --permanent --list-ports) "',
@@ -189,7 +189,7 @@ interface FirewallState {
 }
 
 async function inspectFirewall(context: FirewallContext): Promise<FirewallState> {
-  const out = await runAsRoot(context, 'sh -s', 'inspecting the firewall', { stdin: inspectScript(context) });
+  const out = await runAsRoot(context, inspectScript(context), 'inspecting the firewall');
   const lines = out.split('\n');
   const kind = asKind((lines.find((l) => l.startsWith('kind=')) ?? '').slice('kind='.length));
   return { kind, missing: lines.filter((l) => l.startsWith('missing: ')).map((l) => l.slice('missing: '.length)) };

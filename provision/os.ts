@@ -152,7 +152,7 @@ export async function execAsRoot(shell: HostShell, script: string, options: { st
 export async function runAsRoot(shell: HostShell, script: string, what: string, options: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
   const result = await execAsRoot(shell, script, options);
   if (result.code !== 0) {
-    throw new TmachineError(`${what} failed on ${shell.host.label}: ${lastLine(result.stderr) || lastLine(result.stdout) || `exit code ${result.code}`}`);
+    throw new TmachineError(`${what} failed: ${lastLine(result.stderr) || lastLine(result.stdout) || `exit code ${result.code}`}`);
   }
   return result.stdout;
 }

@@ -106,7 +106,6 @@ export class SshConnection implements RemoteHost {
   private readonly client: InstanceType<typeof Client>;
   private readonly commandSlots: LimitFunction = pLimit(MAX_CONCURRENT_COMMANDS);
   private sftpSession: Promise<SFTPWrapper> | undefined;
-  private openSessions = 0;
   private readonly sessionCloseWaiters = new Set<() => void>();
   private isClosed = false;
   private lastError: Error | undefined;
@@ -239,9 +238,10 @@ export class SshConnection implements RemoteHost {
       reported = transferred;
       options.onProgress?.(transferred, total);
     };
-    await this.placeAtomically(sftp, remotePath, options.mode ?? localMode, 'upload to', (tempPath) =>
+    const mode = options.mode ?? localMode;
+    await this.placeAtomically(sftp, remotePath, mode, 'upload to', (tempPath) =>
       sftpCall<void>((done) =>
-        sftp.fastPut(localPath, tempPath, { step: (transferred) => report(transferred) }, done),
+        sftp.fastPut(localPath, tempPath, { mode, step: (transferred) => report(transferred) }, done),
       ),
     );
     if (reported !== total) report(total);
@@ -251,8 +251,9 @@ export class SshConnection implements RemoteHost {
     const data = typeof content === 'string' ? Buffer.from(content) : content;
     debug(`ssh ${this.label}`, `write ${remotePath} (${data.length} bytes)`);
     const sftp = await this.sftp();
-    await this.placeAtomically(sftp, remotePath, options.mode ?? 0o644, 'writing', (tempPath) =>
-      sftpCall<void>((done) => sftp.writeFile(tempPath, data, done)),
+    const mode = options.mode ?? 0o644;
+    await this.placeAtomically(sftp, remotePath, mode, 'writing', (tempPath) =>
+      sftpCall<void>((done) => sftp.writeFile(tempPath, data, { mode }, done)),
     );
     options.onProgress?.(data.length, data.length);
   }
@@ -274,7 +275,9 @@ export class SshConnection implements RemoteHost {
   /** `tmachine ssh NAME`: a login shell on a PTY; resolves with the shell's exit code. */
   async interactive(terminal: Terminal = processTerminal()): Promise<number> {
     debug(`ssh ${this.label}`, '$ (interactive shell)');
-    const channel = await this.openSession<ClientChannel>('ssh', undefined, (done) => this.client.shell(ptyWindowOf(terminal), done));
+    const channel = await this.openSession<ClientChannel>('ssh', undefined, (done) =>
+      this.client.shell(ptyWindowOf(terminal), done),
+    );
     return this.attachTerminal(channel, terminal, true);
   }
 
@@ -379,9 +382,7 @@ export class SshConnection implements RemoteHost {
         const channel = await new Promise<Session>((resolve, reject) =>
           open((error, opened) => (error ? reject(error) : resolve(opened))),
         );
-        this.openSessions++;
         channel.once('close', () => {
-          this.openSessions--;
           for (const wake of this.sessionCloseWaiters) wake();
           this.sessionCloseWaiters.clear();
         });
@@ -455,7 +456,6 @@ export class SshConnection implements RemoteHost {
     return this.sftpSession;
   }
 
-
   /** Writes to a hidden temporary name next to remotePath, sets the mode, then renames over it. */
   private async placeAtomically(
     sftp: SFTPWrapper,
@@ -466,6 +466,8 @@ export class SshConnection implements RemoteHost {
   ): Promise<void> {
     const tempPath = temporaryNameFor(remotePath, path.posix);
     try {
+      // write() creates the file with the target mode already, so secrets are never readable
+      // by others, not even for a moment; the remote umask can only take bits away.
       await write(tempPath);
       // Set explicitly: the mode given at open is filtered through the remote umask.
       await sftpCall<void>((done) => sftp.chmod(tempPath, mode, done));

@@ -47,7 +47,7 @@ async function leaderOrFail(ctx: ConvergeContext): Promise<Member> {
 export function initStep(first: string): Step<ConvergeContext> {
   return {
     id: 'swarm-init',
-    title: `${first}: swarm init`,
+    title: "swarm init",
     needsRun: async (ctx) => (await findLeader(ctx)) === undefined,
     run: async (ctx) => {
       const m = member(ctx, first);
@@ -83,7 +83,7 @@ async function isMember(ctx: ConvergeContext, m: Member): Promise<{ member: bool
 export function joinStep(node: DesiredNode): Step<ConvergeContext> {
   return {
     id: `swarm-join-${node.role}`,
-    title: `${node.name}: join the swarm as ${node.role}`,
+    title: `join the swarm as ${node.role}`,
     needsRun: async (ctx) => {
       if (ctx.leader === member(ctx, node.name)) return false;
       return !(await isMember(ctx, member(ctx, node.name))).member;
@@ -102,7 +102,7 @@ export function roleStep(node: DesiredNode): Step<ConvergeContext> {
   const nodeId = async (ctx: ConvergeContext) => (await swarmInfo(member(ctx, node.name).docker)).nodeId;
   return {
     id: 'swarm-role',
-    title: `${node.name}: role ${node.role}`,
+    title: `role ${node.role}`,
     needsRun: async (ctx) => {
       const leader = await findLeader(ctx);
       if (!leader) return true;
@@ -120,7 +120,7 @@ export function labelStep(node: DesiredNode): Step<ConvergeContext> {
   const nodeId = async (ctx: ConvergeContext) => (await swarmInfo(member(ctx, node.name).docker)).nodeId;
   return {
     id: 'swarm-labels',
-    title: `${node.name}: node labels`,
+    title: "node labels",
     needsRun: async (ctx) => {
       if (Object.keys(node.labels).length === 0) return false;
       const leader = await findLeader(ctx);

@@ -120,6 +120,14 @@ async function cleanUp(): Promise<void> {
   await removeEmptyCgroups([...containers, ...innerIds]);
 }
 
+const EXEC_TRANSPORT = process.env['TMACHINE_TEST_TRANSPORT'] === 'exec';
+const sshKeys = generateKeyPair('tmachine-provision-test');
+
+async function connect(): Promise<RemoteHost> {
+  if (EXEC_TRANSPORT) return new DockerExecHost({ label: NAME, container: NAME, user: USER, env: LAB_ENV });
+  return waitForSsh({ label: NAME, host: HOST_IP, port: 22, user: USER, privateKey: sshKeys.privateKey, deadlineMs: 30_000 });
+}
+
 describe('provisioning a real host (bundle install, Debian 12)', () => {
   let storeDir: string;
   let store: StoreCertificates;
@@ -148,15 +156,11 @@ describe('provisioning a real host (bundle install, Debian 12)', () => {
       '--network', NETWORK, '--ip', HOST_IP, IMAGE,
     );
 
-    if (process.env['TMACHINE_TEST_TRANSPORT'] === 'exec') {
-      await waitForSystemd();
-      host = new DockerExecHost({ label: NAME, container: NAME, user: USER, env: LAB_ENV });
-    } else {
-      const keys = generateKeyPair('tmachine-provision-test');
-      await waitForSystemd();
-      await onHost(`install -d -m 700 -o ${USER} -g ${USER} /home/${USER}/.ssh && printf '%s\\n' '${keys.publicKey}' > /home/${USER}/.ssh/authorized_keys && chown ${USER}: /home/${USER}/.ssh/authorized_keys && chmod 600 /home/${USER}/.ssh/authorized_keys`);
-      host = await waitForSsh({ label: NAME, host: HOST_IP, port: 22, user: USER, privateKey: keys.privateKey, deadlineMs: 30_000 });
+    await waitForSystemd();
+    if (!EXEC_TRANSPORT) {
+      await onHost(`install -d -m 700 -o ${USER} -g ${USER} /home/${USER}/.ssh && printf '%s\\n' '${sshKeys.publicKey}' > /home/${USER}/.ssh/authorized_keys && chown ${USER}: /home/${USER}/.ssh/authorized_keys && chmod 600 /home/${USER}/.ssh/authorized_keys`);
     }
+    host = await connect();
     timings['host up'] = Date.now() - t;
 
     t = Date.now();
@@ -233,7 +237,7 @@ describe('provisioning a real host (bundle install, Debian 12)', () => {
     expect(listening).not.toMatch(/:2375\b/);
   });
 
-  it('opens the swarm ports in iptables, and keeps them across reboots', async () => {
+  it('opens the swarm ports in iptables, with a boot-time unit to restore them', async () => {
     const rules = await onHost('iptables -S');
     expect(rules).toContain('-A INPUT -j TMACHINE-INPUT');
     for (const [proto, port] of [['tcp', 22], ['tcp', 2376], ['tcp', 2377], ['tcp', 7946], ['udp', 7946], ['udp', 4789]] as const) {
@@ -261,6 +265,9 @@ describe('provisioning a real host (bundle install, Debian 12)', () => {
     const second = await runPlan(provisionPlan(context), context);
     timings['second run'] = second.ms;
     expect(second.ran).toEqual([]);
+    // Without a probe, the on-host fallback (socket answers, TLS port listening) agrees.
+    const ready = provisionPlan(context).find((s) => s.id === 'engine-ready')!;
+    expect(await ready.needsRun({ ...context, probe: undefined })).toBe(false);
     expect((await onHost('systemctl show -p MainPID --value docker')).trim()).toBe(pidBefore);
   });
 
@@ -287,5 +294,22 @@ describe('provisioning a real host (bundle install, Debian 12)', () => {
     const needing: string[] = [];
     for (const step of provisionPlan(context)) if (await step.needsRun(context)) needing.push(step.id);
     expect(needing).toEqual([]);
+  });
+
+  it('comes back after a reboot: engine enabled, firewall rules restored, nothing to do', async () => {
+    const t = Date.now();
+    host.close();
+    // A container restart is a reboot: new network namespace (empty iptables), fresh /run, systemd boots.
+    await docker('restart', '-t', '5', NAME);
+    await waitForSystemd();
+    host = await connect();
+    context.host = host;
+    const rules = await onHost('iptables -S TMACHINE-INPUT');
+    expect(rules).toContain('--dport 2377');
+    const version = await new Docker({ host: HOST_IP, port: 2376, protocol: 'https', ca: store.caPem, cert: store.certPem, key: store.keyPem }).version();
+    expect(version.Version).toMatch(/^20\.10\.24/);
+    const after = await runPlan(provisionPlan(context), context);
+    timings['reboot + check'] = Date.now() - t;
+    expect(after.ran).toEqual([]);
   });
 });

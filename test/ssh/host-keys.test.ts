@@ -163,4 +163,28 @@ describe('host key pinning', () => {
       expect(onNewHostKey.mock.calls[0]![0].fingerprint).toBe(await sshKeygenFingerprint(`${sshd.hostKeyPath}.pub`));
     });
   });
+
+  describe('after the host was rebuilt with a host key of another type', () => {
+    beforeAll(async () => {
+      await sshd.restartWithNewHostKey('ecdsa');
+    });
+
+    it('refuses it as a changed key rather than reporting a handshake failure', async () => {
+      const error = await connectionError(SshConnection.connect({ ...connectOptionsFor(sshd), pinnedHostKey: firstPin }));
+      expect(error.message).toBe(
+        `host key of machine testhost (${target}) changed: pinned ${firstPin.fingerprint} (ssh-ed25519), the host no longer offers a key of that type`,
+      );
+      expect(error.hint).toContain('tmachine ssh testhost --repin-host-key');
+    });
+
+    it('pins the ecdsa key on a fresh first contact', async () => {
+      const onNewHostKey = vi.fn(async (_pin: PinnedHostKey) => undefined);
+      const connection = await SshConnection.connect({ ...connectOptionsFor(sshd), onNewHostKey });
+      connection.close();
+      expect(onNewHostKey.mock.calls[0]![0]).toMatchObject({
+        algorithm: 'ecdsa-sha2-nistp256',
+        fingerprint: await sshKeygenFingerprint(`${sshd.hostKeyPath}.pub`),
+      });
+    });
+  });
 });

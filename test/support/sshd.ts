@@ -28,7 +28,7 @@ export interface TestSshd {
   /** What sshd wrote to stderr so far (handy in failure messages). */
   log(): string;
   /** Stops sshd, replaces its host key (a "rebuilt" host) and starts it again on the same port. */
-  restartWithNewHostKey(): Promise<void>;
+  restartWithNewHostKey(keyType?: 'ed25519' | 'ecdsa'): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -116,11 +116,11 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<TestSsh
     clientKeyPath,
     hostKeyPath,
     log: () => logText,
-    async restartWithNewHostKey() {
+    async restartWithNewHostKey(keyType = 'ed25519') {
       await stopProcess();
       await rm(hostKeyPath, { force: true });
       await rm(`${hostKeyPath}.pub`, { force: true });
-      await generateKey(hostKeyPath, 'tmachine-test-host-rebuilt');
+      await generateKey(hostKeyPath, 'tmachine-test-host-rebuilt', keyType);
       await start();
     },
     async stop() {
@@ -181,8 +181,8 @@ async function ensureTestUser(): Promise<void> {
   }
 }
 
-async function generateKey(keyPath: string, comment: string): Promise<void> {
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', keyPath]);
+async function generateKey(keyPath: string, comment: string, keyType = 'ed25519'): Promise<void> {
+  await run('ssh-keygen', ['-q', '-t', keyType, '-N', '', '-C', comment, '-f', keyPath]);
 }
 
 /** Polls a TCP connect until sshd accepts; fails early with sshd's log if it exits instead. */
