@@ -9,7 +9,7 @@ import { debug } from '../../src/ui/log.js';
 import type { Driver, DriverContext, HostState } from '../types.js';
 import { DEFAULT_HOST_IMAGE, DEFAULT_NETWORK } from './definition.js';
 import { ensureHostImage } from './host-image.js';
-import { ensureLocalEngine, engineFromEndpoint } from './local-engine.js';
+import { ensureLocalEngine, engineFromEndpoint, removeCgroupLeftovers } from './local-engine.js';
 import { hostContainerSpec, isPrivilegedUnsupported } from './container-spec.js';
 import { allocateAddress, ensureNetwork } from './network.js';
 
@@ -45,6 +45,11 @@ export function createDockerDriver(context: DriverContext): Driver {
       engine = engineFromEndpoint(explicit);
       state.endpoint = explicit;
       return engine;
+    }
+    if (process.env['DOCKER_MACHINE_NAME']) {
+      // After `eval "$(tmachine env NAME)"`, DOCKER_HOST points at a machine, not at the
+      // engine that runs the host containers: hosts must not be nested inside a machine.
+      for (const v of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) delete process.env[v];
     }
     const local = await ensureLocalEngine({
       report: context.report,
@@ -143,7 +148,11 @@ export function createDockerDriver(context: DriverContext): Driver {
       const d = await docker().catch(() => undefined);
       if (!d) return;
       if (state.containerId) {
+        // With cgroupns=host the host's own engine leaves /docker/<id> cgroups in this
+        // machine's tree; learn their ids while the host still runs, remove them after.
+        const nested = await containerIdsInside(d, state.containerId).catch(() => [] as string[]);
         await d.getContainer(state.containerId).remove({ force: true, v: true }).catch(ignoreNotFound);
+        if (state.endpoint?.startsWith('unix://')) await removeCgroupLeftovers([...nested, state.containerId]);
       }
       if (state.volume) await d.getVolume(state.volume).remove().catch(ignoreNotFound);
     },
@@ -201,17 +210,30 @@ export function createDockerDriver(context: DriverContext): Driver {
   };
 }
 
-async function execInContainer(d: Docker, id: string, cmd: string[], env: string[]): Promise<void> {
+/** Runs a command in the host container through the engine (before SSH exists); returns stdout+stderr. */
+async function execIn(d: Docker, id: string, cmd: string[], env: string[] = []): Promise<{ code: number; output: string }> {
   const exec = await d.getContainer(id).exec({ Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
   await new Promise<void>((resolve, reject) => {
+    stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', resolve);
     stream.on('close', resolve);
     stream.on('error', reject);
-    stream.resume();
   });
   const result = await exec.inspect();
-  if (result.ExitCode !== 0) throw new TmachineError(`installing the SSH key in the host container failed (exit ${result.ExitCode})`);
+  return { code: result.ExitCode ?? -1, output: Buffer.concat(chunks).toString('latin1') };
+}
+
+async function execInContainer(d: Docker, id: string, cmd: string[], env: string[]): Promise<void> {
+  const result = await execIn(d, id, cmd, env);
+  if (result.code !== 0) throw new TmachineError(`installing the SSH key in the host container failed (exit ${result.code})`);
+}
+
+/** Ids of the containers the host's own engine ran (its CLI is there once provisioned). */
+async function containerIdsInside(d: Docker, id: string): Promise<string[]> {
+  const result = await execIn(d, id, ['sh', '-c', 'command -v docker >/dev/null && docker ps -aq --no-trunc']);
+  return result.output.match(/[0-9a-f]{64}/g) ?? [];
 }
 
 function ignoreNotFound(error: unknown): void {

@@ -137,7 +137,7 @@ export async function ensureStoreCertificates(certsDir: string): Promise<StoreCe
   }
   const caKeyPem = await commitOnce(caKeyPath, async () => pkcs8Pem(await generateKeyPair()));
   const caKeys = await keyPairFromPem(caKeyPem, caKeyPath);
-  const caPem = await commitOnce(caPath, async () => (await createCaCertificate(caKeys)).toString('pem'));
+  const caPem = await commitOnce(caPath, async () => pemOf(await createCaCertificate(caKeys)));
   await assertCertificateForKey(caPem, caKeyPem, caPath);
 
   const certPath = path.join(certsDir, STORE_CERT_FILES.cert);
@@ -145,7 +145,7 @@ export async function ensureStoreCertificates(certsDir: string): Promise<StoreCe
   const keyPem = await commitOnce(keyPath, async () => pkcs8Pem(await generateKeyPair()));
   const clientKeys = await keyPairFromPem(keyPem, keyPath);
   const certPem = await commitOnce(certPath, async () =>
-    (await createClientCertificate({ certPem: caPem, keyPem: caKeyPem }, clientKeys.publicKey)).toString('pem'),
+    pemOf(await createClientCertificate({ certPem: caPem, keyPem: caKeyPem }, clientKeys.publicKey)),
   );
   await assertCertificateForKey(certPem, keyPem, certPath);
   if (!certificateMatchesCa(certPem, caPem)) {
@@ -183,16 +183,15 @@ export async function issueServerCertificate(options: IssueServerCertificateOpti
       await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await pkcs8Pem(keys) };
+  return { certPem: pemOf(cert), keyPem: await pkcs8Pem(keys) };
 }
 
 /** True when the certificate names every address and host name in sans (a changed address means a new certificate). */
 export function certificateCovers(certPem: string, sans: string[]): boolean {
   const cert = new NodeX509(certPem);
-  return sans.every((san) => {
-    const ip = net.isIP(san) ? san : undefined;
-    return ip ? cert.checkIP(ip) !== undefined : cert.checkHost(san, { subject: 'never', wildcards: false }) !== undefined;
-  });
+  return sans.map(normalizeSan).filter((san) => san !== '').every((san) =>
+    net.isIP(san) ? cert.checkIP(san) !== undefined : cert.checkHost(san, { subject: 'never', wildcards: false }) !== undefined,
+  );
 }
 
 /** True when certPem was issued and signed by caPem (a new CA means every server certificate is re-issued). */
@@ -263,7 +262,7 @@ function sanList(sans: string[]): X509.JsonGeneralName[] {
   const seen = new Set<string>();
   const names: X509.JsonGeneralName[] = [];
   for (const raw of sans) {
-    const value = raw.trim().replace(/^\[(.*)\]$/, '$1');
+    const value = normalizeSan(raw);
     if (value === '') continue;
     const type = net.isIP(value) ? 'ip' : 'dns';
     const key = `${type}:${value.toLowerCase()}`;
@@ -272,6 +271,16 @@ function sanList(sans: string[]): X509.JsonGeneralName[] {
     names.push({ type, value });
   }
   return names;
+}
+
+/** "[fd00::1]" (URL form) is the address fd00::1. */
+function normalizeSan(san: string): string {
+  return san.trim().replace(/^\[(.*)\]$/, '$1');
+}
+
+/** PEM text as written to files: one trailing newline. */
+function pemOf(cert: X509.X509Certificate): string {
+  return cert.toString('pem').trimEnd() + '\n';
 }
 
 async function generateKeyPair(): Promise<CryptoKeyPair> {

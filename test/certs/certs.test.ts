@@ -53,6 +53,7 @@ describe('store certificates', () => {
     const verified = await openssl('verify', '-purpose', 'sslclient', '-CAfile', path.join(certsDir, 'ca.pem'), path.join(certsDir, 'cert.pem'));
     expect(verified.trim()).toMatch(/: OK$/);
     expect(certificateMatchesCa(store.certPem, store.caPem)).toBe(true);
+    for (const pem of Object.values(store)) expect(pem).toMatch(/[^\n]-----\n$/);
   });
 
   it('writes every file 0600 in a 0700 directory', async () => {
@@ -168,6 +169,7 @@ describe('server certificates', () => {
     const { certPem } = await issueServerCertificate({ ca: { certPem: store.caPem, keyPem: store.caKeyPem }, machineName: 'm', sans: ['10.0.0.5', 'm.example.org'] });
     expect(certificateCovers(certPem, ['10.0.0.5'])).toBe(true);
     expect(certificateCovers(certPem, ['10.0.0.5', 'M.Example.org', 'localhost', '127.0.0.1'])).toBe(true);
+    expect(certificateCovers(certPem, ['[::1]'])).toBe(false);
     expect(certificateCovers(certPem, ['10.0.0.6'])).toBe(false);
     expect(certificateCovers(certPem, ['10.0.0.5', 'other.example.org'])).toBe(false);
     // The CN is not a SAN: a name only in the subject does not count.
