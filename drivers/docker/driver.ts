@@ -3,6 +3,7 @@
  * on a user-defined network with a fixed address, /var/lib/docker on its own volume.
  */
 import type Docker from 'dockerode';
+import { serialized } from '../../src/async.js';
 import { TmachineError } from '../../src/errors.js';
 import { waitForTcp } from '../../src/net.js';
 import { debug } from '../../src/ui/log.js';
@@ -87,11 +88,13 @@ export function createDockerDriver(context: DriverContext): Driver {
 
       const mode = option('docker-privileged') ?? 'auto';
       const fixedIp = option('docker-ip');
-      // Addresses are fixed at create so a restarted host keeps its certificates and swarm identity.
+      // Addresses are fixed at create so a restarted host keeps its certificates and swarm
+      // identity; allocation and start are serialized so parallel creates do not collide.
+      await serialized(`address:${network.id}`, async () => {
       for (let attempt = 0; ; attempt++) {
         const ip = fixedIp ?? (await allocateAddress(d, network));
         const spec = (privileged: boolean) =>
-          hostContainerSpec({ name, image, network: network.name, ip, volume: state.volume!, labels: { 'tmachine.machine': name }, privileged });
+          hostContainerSpec({ name, image, network: network.id, ip, volume: state.volume!, labels: { 'tmachine.machine': name }, privileged });
         try {
           let created;
           try {
@@ -131,6 +134,7 @@ export function createDockerDriver(context: DriverContext): Driver {
           throw new TmachineError(`could not start the host container for "${name}": ${message.split('\n')[0]}`, { cause: error });
         }
       }
+      });
       await context.saveState();
 
       // The machine's key goes in through the engine, before SSH is ever used.

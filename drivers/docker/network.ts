@@ -1,8 +1,11 @@
 /** The user-defined network the host containers share, and fixed addresses on it. */
 import type Docker from 'dockerode';
+import { serialized } from '../../src/async.js';
 import { TmachineError } from '../../src/errors.js';
 
 export interface HostNetwork {
+  /** The network's ID: names are not unique to the engine, IDs are. */
+  id: string;
   name: string;
   subnet: string;
   gateway: string;
@@ -11,7 +14,13 @@ export interface HostNetwork {
 /** Tried in order when no --docker-subnet is given; the first that overlaps nothing wins. */
 const CANDIDATE_SUBNETS = Array.from({ length: 20 }, (_, i) => `10.${77 + i}.0.0/24`);
 
-export async function ensureNetwork(d: Docker, name: string, subnet?: string): Promise<HostNetwork> {
+/** Parallel creates in one process share one network: creation is serialized per name. */
+export function ensureNetwork(d: Docker, name: string, subnet?: string): Promise<HostNetwork> {
+  return serialized(`network:${name}`, () => ensureNetworkNow(d, name, subnet));
+}
+
+async function ensureNetworkNow(d: Docker, name: string, subnet?: string): Promise<HostNetwork> {
+  await dropDuplicates(d, name);
   let info = await d.getNetwork(name).inspect().catch((error: { statusCode?: number }) => {
     if (error.statusCode === 404) return undefined;
     throw error;
@@ -41,6 +50,8 @@ export async function ensureNetwork(d: Docker, name: string, subnet?: string): P
         }
       }
     }
+    // Docker's duplicate check is not atomic: another process may have made one too.
+    await dropDuplicates(d, name);
     info = await d.getNetwork(name).inspect();
   }
   const config = (info.IPAM?.Config ?? []).find((c: { Subnet?: string }) => c.Subnet && c.Subnet.includes('.'));
@@ -49,7 +60,15 @@ export async function ensureNetwork(d: Docker, name: string, subnet?: string): P
       hint: 'pass --docker-network with another name and tmachine creates it',
     });
   }
-  return { name, subnet: config.Subnet, gateway: config.Gateway ?? '' };
+  return { id: String(info.Id), name, subnet: config.Subnet, gateway: config.Gateway ?? '' };
+}
+
+/** Keeps the oldest of several networks with one name; removes the empty younger ones. */
+async function dropDuplicates(d: Docker, name: string): Promise<void> {
+  const same = (await d.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
+  if (same.length < 2) return;
+  same.sort((a, b) => String(a.Created).localeCompare(String(b.Created)));
+  for (const extra of same.slice(1)) await d.getNetwork(extra.Id).remove().catch(() => undefined);
 }
 
 function ipToInt(ip: string): number {
@@ -66,7 +85,7 @@ export async function allocateAddress(d: Docker, network: HostNetwork): Promise<
   const bits = Number(bitsText);
   const start = ipToInt(base!) + 10;
   const end = ipToInt(base!) + 2 ** (32 - bits) - 2;
-  const info = await d.getNetwork(network.name).inspect();
+  const info = await d.getNetwork(network.id).inspect();
   const taken = new Set<string>([network.gateway]);
   for (const c of Object.values((info.Containers ?? {}) as Record<string, { IPv4Address?: string }>)) {
     if (c.IPv4Address) taken.add(c.IPv4Address.split('/')[0]!);

@@ -23,50 +23,18 @@ const EC: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 const SIGNING: webcrypto.EcdsaParams & webcrypto.EcKeyGenParams = { ...EC, hash: 'SHA-256' };
 
 /**
- * @peculiar/x509 resolves its algorithms through tsyringe, which insists on a Reflect metadata
- * polyfill being present before it loads. None is installed, and tsyringe only needs three
- * functions, so a minimal one is installed here and the library is loaded after it (a static
- * import would be evaluated before any code of this module runs).
+ * @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata
+ * polyfill loaded first; both load only when certificates are made (not on every command).
  */
 let x509Loaded: Promise<typeof X509> | undefined;
 function loadX509(): Promise<typeof X509> {
   x509Loaded ??= (async () => {
-    installReflectMetadata();
+    await import('reflect-metadata');
     const x509 = await import('@peculiar/x509');
     x509.cryptoProvider.set(webcrypto);
     return x509;
   })();
   return x509Loaded;
-}
-
-function installReflectMetadata(): void {
-  const reflect = Reflect as unknown as Record<string, unknown>;
-  if (typeof reflect['getMetadata'] === 'function') return;
-  const store = new WeakMap<object, Map<unknown, Map<unknown, unknown>>>();
-  const own = (target: object, property: unknown, create: boolean): Map<unknown, unknown> | undefined => {
-    let byProperty = store.get(target);
-    if (!byProperty && create) store.set(target, (byProperty = new Map()));
-    let metadata = byProperty?.get(property);
-    if (!metadata && create && byProperty) byProperty.set(property, (metadata = new Map()));
-    return metadata;
-  };
-  reflect['defineMetadata'] = (key: unknown, value: unknown, target: object, property?: unknown) => {
-    own(target, property, true)!.set(key, value);
-  };
-  reflect['getOwnMetadata'] = (key: unknown, target: object, property?: unknown) => own(target, property, false)?.get(key);
-  reflect['hasOwnMetadata'] = (key: unknown, target: object, property?: unknown) => own(target, property, false)?.has(key) ?? false;
-  reflect['getMetadata'] = (key: unknown, target: object, property?: unknown) => {
-    for (let at: object | null = target; at; at = Object.getPrototypeOf(at) as object | null) {
-      const metadata = own(at, property, false);
-      if (metadata?.has(key)) return metadata.get(key);
-    }
-    return undefined;
-  };
-  reflect['hasMetadata'] = (key: unknown, target: object, property?: unknown) =>
-    (reflect['getMetadata'] as (k: unknown, t: object, p?: unknown) => unknown)(key, target, property) !== undefined;
-  reflect['metadata'] = (key: unknown, value: unknown) => (target: object, property?: unknown) => {
-    own(target, property, true)!.set(key, value);
-  };
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;

@@ -5,8 +5,8 @@
  */
 import { TmachineError } from '../errors.js';
 import type { Step } from '../steps.js';
-import { engineMessage, healthyManager, swarmInfo, type Member, type SwarmInfo } from './engines.js';
-import { initSwarm, inspectNode, joinSwarm, labelsHold, listNodes, updateNode, waitNodeReady } from './membership.js';
+import { advertiseAddress, engineMessage, healthyManager, swarmInfo, type Member } from './engines.js';
+import { initSwarm, inspectNode, joinSwarm, labelsHold, listNodes, SWARM_PORT, updateNode, waitNodeReady } from './membership.js';
 import type { DesiredNode } from './desired-state.js';
 
 export interface ConvergeContext {
@@ -62,22 +62,22 @@ export function initStep(first: string): Step<ConvergeContext> {
   };
 }
 
-/** True when the node is an active member of the leader's swarm. */
-async function isMember(ctx: ConvergeContext, m: Member): Promise<{ member: boolean; info: SwarmInfo }> {
+/**
+ * True when the node is an active member of the leader's swarm: active in its own view AND
+ * known to the leader (a manager restarted after `swarm recover` is neither). A node of
+ * another swarm is never taken over.
+ */
+async function isMember(ctx: ConvergeContext, m: Member): Promise<boolean> {
   const info = await swarmInfo(m.docker);
+  if (info.state !== 'active') return false;
   const leader = await findLeader(ctx);
-  if (info.state !== 'active') return { member: false, info };
-  if (leader && ctx.clusterId && info.clusterId && info.clusterId !== ctx.clusterId) {
-    throw new TmachineError(`${m.record.name} belongs to another swarm (cluster ${info.clusterId.slice(0, 12)})`, {
-      hint: `make it leave first: \`tmachine swarm leave ${m.record.name}\``,
-    });
+  if (!leader || leader === m) return true;
+  const ours = new Set([...ctx.members.values()].map((x) => `${advertiseAddress(x.record, ctx.advertise)}:${SWARM_PORT}`));
+  const foreign = (info.clusterId && ctx.clusterId && info.clusterId !== ctx.clusterId) || (info.remoteManagers.length > 0 && !info.remoteManagers.some((a) => ours.has(a)));
+  if (foreign) {
+    throw new TmachineError(`${m.record.name} belongs to another swarm`, { hint: `make it leave first: \`tmachine ssh ${m.record.name} -- docker swarm leave --force\`` });
   }
-  // A worker's info has no cluster ID; ask the leader whether it knows the node.
-  if (leader && !info.clusterId) {
-    const known = await inspectNode(leader.docker, info.nodeId).catch(() => undefined);
-    return { member: Boolean(known), info };
-  }
-  return { member: true, info };
+  return (await inspectNode(leader.docker, info.nodeId).catch(() => undefined)) !== undefined;
 }
 
 export function joinStep(node: DesiredNode): Step<ConvergeContext> {
@@ -86,7 +86,7 @@ export function joinStep(node: DesiredNode): Step<ConvergeContext> {
     title: `join the swarm as ${node.role}`,
     needsRun: async (ctx) => {
       if (ctx.leader === member(ctx, node.name)) return false;
-      return !(await isMember(ctx, member(ctx, node.name))).member;
+      return !(await isMember(ctx, member(ctx, node.name)));
     },
     run: async (ctx) => {
       const leader = await leaderOrFail(ctx);

@@ -24,6 +24,8 @@ export interface SwarmInfo {
   managers: number;
   nodes: number;
   error: string;
+  /** "addr:port" of the managers this node talks to (workers have no cluster ID to compare). */
+  remoteManagers: string[];
 }
 
 export async function swarmInfo(docker: Docker): Promise<SwarmInfo> {
@@ -38,6 +40,7 @@ export async function swarmInfo(docker: Docker): Promise<SwarmInfo> {
     managers: Number(s['Managers'] ?? 0),
     nodes: Number(s['Nodes'] ?? 0),
     error: String(s['Error'] ?? ''),
+    remoteManagers: ((s['RemoteManagers'] ?? []) as Array<{ Addr?: string }>).map((r) => r.Addr ?? '').filter(Boolean),
   };
 }
 

@@ -2,7 +2,7 @@
  * The one progress UI: listr2, one line per host per step; plain lines (listr2's simple
  * renderer) when stdout is not a TTY, nothing when --json asks for clean output.
  */
-import { Listr, type ListrTask } from 'listr2';
+import { Listr, ListrLogger, type ListrTask } from 'listr2';
 import { redact } from './redact.js';
 import type { Step, StepResult } from '../steps.js';
 
@@ -84,7 +84,8 @@ export async function runTasks(tasks: UiTask[], options: ProgressOptions = {}): 
     renderer: options.silent ? 'silent' : 'default',
     fallbackRenderer: 'simple',
     rendererOptions: { collapseSubtasks: false, collapseSkips: false, showErrorMessage: false },
-    fallbackRendererOptions: { timer: undefined },
+    // Progress (failures included) stays on stdout: stderr carries only the one error line.
+    fallbackRendererOptions: { timer: undefined, logger: new ListrLogger({ useIcons: true, toStderr: [] }) },
     registerSignalListeners: true,
   });
   await list.run().catch((error: unknown) => {

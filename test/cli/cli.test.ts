@@ -56,7 +56,7 @@ describe('tmachine CLI', () => {
     expect(generic.stdout).toContain('--generic-ssh-key');
     const docker = await runCli(['create', '--driver', 'docker', '--help'], { store: store.path });
     expect(docker.stdout).toContain('--docker-image');
-    expect(docker.stdout).not.toContain('--generic-ip-address');
+    expect(docker.stdout).not.toContain('--generic-ssh-port');
   });
 
   describe('bad input: one line, non-zero exit', () => {

@@ -81,11 +81,11 @@ export class DockerExecHost implements RemoteHost {
       const child = spawn('docker', args, { env: this.options.env ?? process.env, stdio: [feed ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
-      child.stdout.on('data', (chunk: Buffer) => {
+      child.stdout!.on('data', (chunk: Buffer) => {
         out.push(chunk);
         options.onStdout?.(chunk);
       });
-      child.stderr.on('data', (chunk: Buffer) => {
+      child.stderr!.on('data', (chunk: Buffer) => {
         err.push(chunk);
         options.onStderr?.(chunk);
       });

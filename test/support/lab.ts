@@ -95,3 +95,59 @@ export function ok(result: CliResult): CliResult {
   if (result.code !== 0) throw new Error(`exit ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`);
   return result;
 }
+
+/**
+ * A 2 MB image from Debian's busybox-static (`docker import`, then `docker save`), cached:
+ * there is no registry here, so tests load images onto the nodes from this tarball.
+ */
+export async function busyboxImageTarball(lab: Lab): Promise<{ tarball: string; image: string }> {
+  const image = 'tmachine/busybox:test';
+  const dir = path.join(CACHE_DIR, 'images');
+  const tarball = path.join(dir, 'busybox.tar');
+  if (fs.existsSync(tarball)) return { tarball, image };
+  fs.mkdirSync(dir, { recursive: true });
+  const { execFileSync } = await import('node:child_process');
+  const work = fs.mkdtempSync(path.join(CACHE_DIR, 'busybox-'));
+  try {
+    execFileSync('apt-get', ['download', 'busybox-static'], { cwd: work, stdio: 'ignore' });
+    const deb = fs.readdirSync(work).find((f) => f.endsWith('.deb'))!;
+    execFileSync('dpkg', ['-x', deb, 'x'], { cwd: work });
+    const root = path.join(work, 'root', 'bin');
+    fs.mkdirSync(root, { recursive: true });
+    fs.copyFileSync(path.join(work, 'x', 'bin', 'busybox'), path.join(root, 'busybox'));
+    fs.chmodSync(path.join(root, 'busybox'), 0o755);
+    for (const applet of ['sh', 'nc', 'echo', 'cat', 'sleep', 'hostname', 'nslookup', 'ip', 'true', 'ls']) fs.symlinkSync('busybox', path.join(root, applet));
+    const tar = execFileSync('tar', ['-C', path.join(work, 'root'), '-c', '.']);
+    const { Readable } = await import('node:stream');
+    const imported = await lab.docker.importImage(Readable.from([tar]), { repo: 'tmachine/busybox', tag: 'test' });
+    await new Promise((resolve, reject) => lab.docker.modem.followProgress(imported, (e: Error | null) => (e ? reject(e) : resolve(undefined))));
+    const saved = await lab.docker.getImage(image).get();
+    const partial = `${tarball}.part`;
+    await new Promise<void>((resolve, reject) => {
+      const out = fs.createWriteStream(partial);
+      saved.pipe(out);
+      out.on('finish', resolve);
+      out.on('error', reject);
+    });
+    fs.renameSync(partial, tarball);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  return { tarball, image };
+}
+
+/** Polls `check` until it returns a value (not undefined) or the deadline passes. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, deadlineMs = 60_000): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`${what} did not happen within ${deadlineMs / 1000}s${last ? `: ${String(last)}` : ''}`);
+}
