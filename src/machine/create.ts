@@ -15,8 +15,8 @@ import type { UiTask } from '../ui/progress.js';
 import { debug } from '../ui/log.js';
 import { instantiateDriver } from './driver-instance.js';
 import { connectMachine } from './connect.js';
-import { prepareEngineSource, provisionTasks, recordEngineSource, type EngineSource } from './provision.js';
-import type { SshConnection } from '../ssh/connection.js';
+import { prepareEngineSource, provisioningHost, provisionTasks, recordEngineSource, type EngineSource } from './provision.js';
+import type { RemoteHost } from '../ssh/types.js';
 
 export interface CreateRequest {
   name: string;
@@ -54,14 +54,21 @@ export async function prepareCreate(store: Store, request: CreateRequest): Promi
 }
 
 /** One progress task per machine: host, SSH, provisioning; undone on failure. */
-export function createTask(store: Store, prepared: PreparedCreate, engineSource: () => Promise<EngineSource>, onCreated?: (r: MachineRecord) => void): UiTask {
+/** Wall time of each create phase per machine, for benchmarks (`swarm bootstrap --json`). */
+export interface CreateTimings {
+  hostMs: number;
+  sshMs: number;
+  engineMs: number;
+}
+
+export function createTask(store: Store, prepared: PreparedCreate, engineSource: () => Promise<EngineSource>, timings?: Map<string, CreateTimings>): UiTask {
   const { request, definition, options, engine } = prepared;
   const name = request.name;
   return {
     title: `${name}: create (${definition.name})`,
     run: async (ui) => {
       let driver: Driver | undefined;
-      let connection: SshConnection | undefined;
+      let connection: RemoteHost | undefined;
       const record: MachineRecord = {
         schemaVersion: STORE_SCHEMA_VERSION,
         name,
@@ -88,17 +95,23 @@ export function createTask(store: Store, prepared: PreparedCreate, engineSource:
         await store.save(record);
 
         driver = await instantiateDriver({ store, machineName: name, definition, options, state: record.driver.state, report: (m) => ui.report(m) });
+        const times: CreateTimings = { hostMs: 0, sshMs: 0, engineMs: 0 };
+        const timed = (key: keyof CreateTimings, work: () => Promise<void>) => async () => {
+          const start = Date.now();
+          await work();
+          times[key] = Date.now() - start;
+        };
         await ui.subtasks([
           {
             title: `${name}: make the host`,
-            run: async () => {
+            run: timed('hostMs', async () => {
               await driver!.preCreateCheck();
               await driver!.create();
-            },
+            }),
           },
           {
             title: `${name}: reach it over SSH`,
-            run: async () => {
+            run: timed('sshMs', async () => {
               const target = await driver!.sshTarget();
               const addresses = await driver!.addresses();
               await store.update(name, (r) => {
@@ -106,25 +119,28 @@ export function createTask(store: Store, prepared: PreparedCreate, engineSource:
                 r.addresses = addresses;
               });
               Object.assign(record, await store.load(name));
-              connection = await connectMachine(store, record, {
+              const opened = await connectMachine(store, record, {
                 waitMs: 90_000,
                 ...(target.publishedHostKeys ? { publishedHostKeys: target.publishedHostKeys } : {}),
               });
-            },
+              connection = provisioningHost(store, record, opened);
+            }),
           },
           {
             title: `${name}: provision the engine`,
             run: async (provisionUi) => {
+              const start = Date.now();
               const source = await engineSource();
               const fresh = await recordEngineSource(store, name, source);
               await provisionUi.subtasks(await provisionTasks(store, fresh, connection!, source));
+              times.engineMs = Date.now() - start;
             },
           },
         ]);
-        const done = await store.update(name, (r) => {
+        await store.update(name, (r) => {
           delete r.creating;
         });
-        onCreated?.(done);
+        timings?.set(name, times);
       } catch (error) {
         connection?.close();
         connection = undefined;

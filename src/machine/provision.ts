@@ -9,7 +9,9 @@ import { certificateCovers, certificateMatchesCa, ensureStoreCertificates, issue
 import { buildBundleFromDebian, listCachedBundles, resolveBundle, type ResolvedBundle } from '../engine/bundle.js';
 import { engineClient } from '../engine/client.js';
 import { TmachineError } from '../errors.js';
+import { ReconnectingHost } from '../ssh/resilient.js';
 import type { SshConnection } from '../ssh/connection.js';
+import type { RemoteHost } from '../ssh/types.js';
 import type { StepResult } from '../steps.js';
 import type { EngineOptions, MachineRecord } from '../store/machine-record.js';
 import type { Store } from '../store/store.js';
@@ -99,8 +101,16 @@ export interface ProvisionOptions {
   forceCerts?: boolean;
 }
 
-/** The progress tasks that provision one machine over an open connection. */
-export async function provisionTasks(store: Store, record: MachineRecord, connection: SshConnection, source: EngineSource, options: ProvisionOptions = {}): Promise<UiTask[]> {
+/**
+ * The host provisioning talks to: the open connection, re-opened once if it is lost under
+ * load (every step is idempotent, so repeating one is safe). The caller closes it.
+ */
+export function provisioningHost(store: Store, record: MachineRecord, connection: SshConnection): RemoteHost {
+  return new ReconnectingHost(connection, () => connectMachine(store, record, { waitMs: 60_000 }));
+}
+
+/** The progress tasks that provision one machine over `host` (see provisioningHost). */
+export async function provisionTasks(store: Store, record: MachineRecord, host: RemoteHost, source: EngineSource, options: ProvisionOptions = {}): Promise<UiTask[]> {
   const results = options.results ?? [];
   const certs = await ensureMachineCertificates(store, record, options.forceCerts);
   const registryCas = await Promise.all(
@@ -113,10 +123,10 @@ export async function provisionTasks(store: Store, record: MachineRecord, connec
     {
       title: `${record.name}: detect the OS`,
       run: async (ui) => {
-        const os = await detectHost(connection);
+        const os = await detectHost(host);
         ui.setTitle(`${record.name}: ${os.prettyName} (${os.arch})`);
         context = {
-          host: connection,
+          host,
           machineName: record.name,
           os,
           sshUser: record.ssh.user,
@@ -184,13 +194,13 @@ export async function provisionMachines(store: Store, names: string[], options: 
         }
         const source = await prepareEngineSource(store, record.engine, (m) => ui.report(m));
         if (!options.dryRun) record = await recordEngineSource(store, record.name, source);
-        const connection = await connectMachine(store, record);
+        const host = provisioningHost(store, record, await connectMachine(store, record));
         try {
           const results: StepResult[] = [];
           outcome.set(record.name, results);
-          await ui.subtasks(await provisionTasks(store, record, connection, source, { ...options, results }));
+          await ui.subtasks(await provisionTasks(store, record, host, source, { ...options, results }));
         } finally {
-          connection.close();
+          host.close();
         }
       },
     })),

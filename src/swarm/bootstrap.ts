@@ -5,7 +5,7 @@
  * labels, and with --prune the removal of nodes no longer listed.
  */
 import { TmachineError } from '../errors.js';
-import { createTask, prepareCreate, sharedEngineSource, type PreparedCreate } from '../machine/create.js';
+import { createTask, prepareCreate, sharedEngineSource, type CreateTimings, type PreparedCreate } from '../machine/create.js';
 import { connectMachine } from '../machine/connect.js';
 import { provisionMachines } from '../machine/provision.js';
 import type { StepResult, Step } from '../steps.js';
@@ -31,6 +31,15 @@ export interface BootstrapReport {
   steps: Map<string, StepResult[]>;
   /** Nothing needed to change anywhere. */
   unchanged: boolean;
+  timings: {
+    /** Per created machine: making the host, reaching SSH, installing the engine. */
+    machines: Record<string, CreateTimings>;
+    /** Wall time of creating/provisioning all machines (in parallel). */
+    machinesWallMs: number;
+    /** Wall time of the swarm steps (init, joins, roles, labels). */
+    swarmMs: number;
+    totalMs: number;
+  };
 }
 
 export async function bootstrapCluster(store: Store, desired: DesiredCluster, options: BootstrapOptions = {}): Promise<BootstrapReport> {
@@ -60,6 +69,8 @@ export async function bootstrapCluster(store: Store, desired: DesiredCluster, op
   }
   const previous = await loadCluster(store, desired.name);
   const steps = new Map<string, StepResult[]>();
+  const started = Date.now();
+  const createTimings = new Map<string, CreateTimings>();
 
   if (options.dryRun) {
     for (const p of missing) {
@@ -72,7 +83,7 @@ export async function bootstrapCluster(store: Store, desired: DesiredCluster, op
   } else if (missing.length > 0) {
     const source = sharedEngineSource(store, missing[0]!.engine, info);
     await runTasks(
-      missing.map((p) => createTask(store, p, source)),
+      missing.map((p) => createTask(store, p, source, createTimings)),
       { concurrent: true, continueOnError: true, silent: options.silent ?? false },
     );
     for (const p of missing) steps.set(p.request.name, [{ id: 'create', title: 'create and provision', outcome: 'done' }]);
@@ -82,6 +93,7 @@ export async function bootstrapCluster(store: Store, desired: DesiredCluster, op
     for (const [name, results] of provisioned) steps.set(name, [...results]);
   }
 
+  const machinesWallMs = Date.now() - started;
   // Existing machines may not be known as members yet; from here on they are.
   const members = new Map<string, Member>();
   const tls = options.dryRun && missing.length > 0 ? undefined : await clientTls(store);
@@ -142,7 +154,9 @@ export async function bootstrapCluster(store: Store, desired: DesiredCluster, op
     }
     tasks.push(...phase(desired.name, [pruneStep(keep, extra)]));
   }
+  const swarmStarted = Date.now();
   if (!dry || members.size > 0) await runTasks(tasks, { silent: options.silent ?? false });
+  const swarmMs = Date.now() - swarmStarted;
 
   if (!dry) {
     for (const [name, m] of members) {
@@ -154,7 +168,12 @@ export async function bootstrapCluster(store: Store, desired: DesiredCluster, op
     if (first) await warnWithoutIpvs(store, first.name);
   }
   const unchanged = [...steps.values()].every((list) => list.every((r) => r.outcome === 'already'));
-  return { created: missing.map((p) => p.request.name), steps, unchanged };
+  return {
+    created: missing.map((p) => p.request.name),
+    steps,
+    unchanged,
+    timings: { machines: Object.fromEntries(createTimings), machinesWallMs, swarmMs, totalMs: Date.now() - started },
+  };
 }
 
 /**

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeE2E, prepareLab } from '../support/lab.js';
 import { TmachineError } from '../../src/errors.js';
 import { HOST_CAPABILITIES, hostContainerSpec, isPrivilegedUnsupported } from '../../drivers/docker/container-spec.js';
 import { DEFAULT_HOST_IMAGE, ensureHostImage, hostDockerfile } from '../../drivers/docker/host-image.js';
@@ -87,7 +88,8 @@ describe('hostContainerSpec', () => {
 // --- finding and starting an engine ------------------------------------------------------
 
 describe('ensureLocalEngine', () => {
-  it('finds the running engine', async () => {
+  it.runIf(process.getuid?.() === 0)('finds the running engine', async () => {
+    await prepareLab(); // starts the lab engine when none runs yet
     const engine = await ensureLocalEngine({ report: noReport, start: false });
     expect(engine.startedByUs).toBe(false);
     expect(engine.endpoint).toMatch(/^(unix|tcp):\/\//);
@@ -206,15 +208,14 @@ setTimeout(() => http.createServer((q, r) => r.end(q.url.endsWith('/_ping') ? 'O
 
 // --- host containers on the real engine ------------------------------------------------------
 
-describe('host containers', () => {
+describeE2E('host containers', () => {
   let docker: Dockerode;
   let network: string;
   let subnetPrefix: string;
   const containerIds: string[] = [];
 
   beforeAll(async () => {
-    docker = (await ensureLocalEngine({ report: noReport, start: false })).docker;
-    await waitForLeadImageBuild(docker);
+    docker = (await prepareLab()).docker;
     network = `tmtest-${RUN}`;
     // A fixed address needs a subnet we chose; other suites share this engine, so try a few.
     for (let attempt = 0; ; attempt++) {
@@ -387,22 +388,6 @@ describe('host containers', () => {
 });
 
 // --- helpers ----------------------------------------------------------------------------------
-
-/** The lead builds tmachine/host:bookworm by hand; never start a second build of that tag. */
-async function waitForLeadImageBuild(docker: Dockerode): Promise<void> {
-  const deadline = Date.now() + 15 * 60_000;
-  while (Date.now() < deadline) {
-    const present = await docker.getImage(DEFAULT_HOST_IMAGE).inspect().then(
-      () => true,
-      () => false,
-    );
-    if (present) return;
-    const log = await fs.readFile('/var/tmp/lab/build-image.log', 'utf8').catch(() => '');
-    if (log.trimEnd().endsWith('IMAGE-DONE')) return;
-    await new Promise((r) => setTimeout(r, 5_000));
-  }
-  throw new Error(`${DEFAULT_HOST_IMAGE} did not appear on the engine`);
-}
 
 /** One host from a freshly built image: sshd answers, systemd is up, the sudo user is there. */
 async function bootAndCheck(docker: Dockerode, image: string, network: string): Promise<void> {

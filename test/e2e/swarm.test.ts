@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { busyboxImageTarball, describeE2E, eventually, labSession, ok, prepareLab, type Lab } from '../support/lab.js';
 
 interface StatusJson {
@@ -17,6 +17,8 @@ interface StatusJson {
 }
 
 describeE2E('swarm on real hosts', () => {
+  // Each step waits on a real cluster converging; deadlines live in eventually().
+  vi.setConfig({ testTimeout: 600_000 });
   let lab: Lab;
   const s = labSession('sw');
   const prefix = s.name('c');

@@ -24,18 +24,18 @@ import { engineOptionsSchema } from '../../src/store/machine-record.js';
 import { type ProvisionContext, provisionPlan } from '../../provision/engine-install.js';
 import { detectHost } from '../../provision/os.js';
 import { DockerExecHost } from '../support/docker-exec-host.js';
+import { describeE2E, prepareLab } from '../support/lab.js';
 
 const execFileP = promisify(execFile);
 
-const ENGINE_SOCKET = '/var/tmp/tmachine-engine/docker.sock';
-const LAB_ENV = { ...process.env, DOCKER_HOST: `unix://${ENGINE_SOCKET}` };
+let LAB_ENV: NodeJS.ProcessEnv = { ...process.env };
 const IMAGE = 'tmachine/host:bookworm';
-const BUNDLE = '/var/tmp/lab/bundle/engine-bundle.tgz';
+let BUNDLE = '';
 const BUNDLE_VERSION = '20.10.24';
 const LABEL = 'tmachine.test=provision';
 const NETWORK = 'tm-provision';
-const SUBNET = '10.88.0.0/24';
-const HOST_IP = '10.88.0.11';
+const SUBNET = '10.120.0.0/24';
+const HOST_IP = '10.120.0.11';
 const NAME = 'tm-provision-h1';
 const VOLUME = `${NAME}-docker`;
 const USER = 'tmachine';
@@ -128,7 +128,7 @@ async function connect(): Promise<RemoteHost> {
   return waitForSsh({ label: NAME, host: HOST_IP, port: 22, user: USER, privateKey: sshKeys.privateKey, deadlineMs: 30_000 });
 }
 
-describe('provisioning a real host (bundle install, Debian 12)', () => {
+describeE2E('provisioning a real host (bundle install, Debian 12)', () => {
   let storeDir: string;
   let store: StoreCertificates;
   let host: RemoteHost;
@@ -137,9 +137,11 @@ describe('provisioning a real host (bundle install, Debian 12)', () => {
   const timings: Record<string, number> = {};
 
   beforeAll(async () => {
-    if (!(await dockerOk('image', 'inspect', IMAGE))) {
-      throw new Error(`image ${IMAGE} is missing on ${ENGINE_SOCKET} (see testhost.md §2)`);
-    }
+    // The lab (engine, host image, Debian bundle) made by tmachine's own code, cached.
+    const lab = await prepareLab();
+    LAB_ENV = { ...process.env, DOCKER_HOST: lab.endpoint };
+    BUNDLE = lab.bundlePath;
+    if (!(await dockerOk('image', 'inspect', IMAGE))) throw new Error(`image ${IMAGE} is missing on ${lab.endpoint}`);
     await cleanUp();
     storeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tmachine-provision-'));
 

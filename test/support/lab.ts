@@ -117,7 +117,7 @@ export async function busyboxImageTarball(lab: Lab): Promise<{ tarball: string; 
     fs.copyFileSync(path.join(work, 'x', 'bin', 'busybox'), path.join(root, 'busybox'));
     fs.chmodSync(path.join(root, 'busybox'), 0o755);
     for (const applet of ['sh', 'nc', 'echo', 'cat', 'sleep', 'hostname', 'nslookup', 'ip', 'true', 'ls']) fs.symlinkSync('busybox', path.join(root, applet));
-    const tar = execFileSync('tar', ['-C', path.join(work, 'root'), '-c', '.']);
+    const tar = execFileSync('tar', ['-C', path.join(work, 'root'), '-c', '.'], { maxBuffer: 64 * 1024 * 1024 });
     const { Readable } = await import('node:stream');
     const imported = await lab.docker.importImage(Readable.from([tar]), { repo: 'tmachine/busybox', tag: 'test' });
     await new Promise((resolve, reject) => lab.docker.modem.followProgress(imported, (e: Error | null) => (e ? reject(e) : resolve(undefined))));

@@ -78,7 +78,7 @@ export default class SwarmBootstrap extends BaseCommand {
       return;
     }
     const status = await clusterStatus(store, await requireCluster(store, desired.name));
-    if (flags.json) return this.printJson({ ...status, unchanged: report.unchanged, created: report.created });
+    if (flags.json) return this.printJson({ ...status, unchanged: report.unchanged, created: report.created, timings: report.timings });
     if (report.unchanged) info('Every step was already done; nothing changed.');
     this.print(formatStatus(status));
   }
