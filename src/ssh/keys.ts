@@ -30,9 +30,17 @@ export interface PublicKeyLine extends PinnedHostKey {
   comment: string;
 }
 
+/**
+ * A new ed25519 key pair in OpenSSH format. ssh2's generator writes an unparseable private
+ * key about once in 300 (seen here: 9 of 3000, "Malformed OpenSSH private key"), so every
+ * key is parsed back before it is used, and a bad one is made again.
+ */
 export function generateKeyPair(comment: string): GeneratedKeyPair {
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: pair.private, publicKey: pair.public.trim() };
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    if (!(utils.parseKey(pair.private) instanceof Error)) return { privateKey: pair.private, publicKey: pair.public.trim() };
+  }
+  throw new TmachineError('could not generate a usable ed25519 key');
 }
 
 /** "SHA256:" + unpadded base64 of the SHA-256 of the wire-format key, as `ssh-keygen -lf` prints. */
