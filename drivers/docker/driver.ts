@@ -3,9 +3,9 @@
  * on a user-defined network with a fixed address, /var/lib/docker on its own volume.
  */
 import type Docker from 'dockerode';
-import { serialized } from '../../src/async.js';
+import { serialized, withDeadline } from '../../src/async.js';
 import { TmachineError } from '../../src/errors.js';
-import { waitForTcp } from '../../src/net.js';
+import { backoff, waitForTcp } from '../../src/net.js';
 import { debug } from '../../src/ui/log.js';
 import type { Driver, DriverContext, HostState } from '../types.js';
 import { DEFAULT_HOST_IMAGE, DEFAULT_NETWORK } from './definition.js';
@@ -143,7 +143,8 @@ export function createDockerDriver(context: DriverContext): Driver {
         '-c',
         `install -d -m 700 -o ${HOST_USER} -g ${HOST_USER} /home/${HOST_USER}/.ssh && printf '%s\\n' "$KEY" > /home/${HOST_USER}/.ssh/authorized_keys && chown ${HOST_USER}:${HOST_USER} /home/${HOST_USER}/.ssh/authorized_keys && chmod 600 /home/${HOST_USER}/.ssh/authorized_keys`,
       ], [`KEY=${context.sshPublicKey}`]);
-      context.report('waiting for sshd');
+      context.report('waiting for systemd to finish booting');
+      await waitBooted(d, state.containerId!, name);
       const ssh = await waitForTcp(state.ip!, 22, SSH_WAIT_MS);
       if (!ssh.ok) throw new TmachineError(`host container "${name}" did not open SSH within ${SSH_WAIT_MS / 1000}s: ${ssh.reason}`);
     },
@@ -216,8 +217,9 @@ export function createDockerDriver(context: DriverContext): Driver {
 
 /** Runs a command in the host container through the engine (before SSH exists); returns stdout+stderr. */
 async function execIn(d: Docker, id: string, cmd: string[], env: string[] = []): Promise<{ code: number; output: string }> {
-  const exec = await d.getContainer(id).exec({ Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({ hijack: true, stdin: false });
+  // A TTY keeps the output raw (no multiplexing headers) and merges stderr into it.
+  const exec = await d.getContainer(id).exec({ Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true, Tty: true });
+  const stream = await exec.start({ hijack: true, stdin: false, Tty: true });
   const chunks: Buffer[] = [];
   await new Promise<void>((resolve, reject) => {
     stream.on('data', (c: Buffer) => chunks.push(c));
@@ -232,6 +234,26 @@ async function execIn(d: Docker, id: string, cmd: string[], env: string[] = []):
 async function execInContainer(d: Docker, id: string, cmd: string[], env: string[]): Promise<void> {
   const result = await execIn(d, id, cmd, env);
   if (result.code !== 0) throw new TmachineError(`installing the SSH key in the host container failed (exit ${result.code})`);
+}
+
+/**
+ * Waits until systemd in the host has finished its boot transaction: sshd answers earlier,
+ * and sessions opened while boot units still start were seen to end under load.
+ */
+async function waitBooted(d: Docker, id: string, name: string): Promise<void> {
+  const deadline = Date.now() + SSH_WAIT_MS;
+  let state = '';
+  while (Date.now() < deadline) {
+    // Until PID 1 listens on its bus, systemctl cannot ask; then --wait blocks until boot ends.
+    const result = await withDeadline(execIn(d, id, ['systemctl', 'is-system-running', '--wait']), Math.max(1, deadline - Date.now()), `systemd in ${name}`).catch(
+      (error: unknown) => ({ code: -1, output: error instanceof Error ? error.message : String(error) }),
+    );
+    state = result.output.trim().split(/\r?\n/).pop()?.trim() ?? '';
+    if (state === 'running' || state === 'degraded') return;
+    if (state === 'maintenance' || state === 'stopping') break;
+    await backoff(250);
+  }
+  throw new TmachineError(`host container "${name}" did not finish booting (systemd: ${state || 'no answer'})`, { hint: `inspect it with \`docker logs ${name}\`` });
 }
 
 /** Ids of the containers the host's own engine ran (its CLI is there once provisioned). */

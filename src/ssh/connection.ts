@@ -46,6 +46,9 @@ export interface SshConnectOptions {
 }
 
 /** Failure to establish a connection. `transient` failures are worth retrying (host still booting). */
+/** A command's session ended without an exit status: the connection or its sshd child went away. */
+export class SshSessionLostError extends TmachineError {}
+
 export class SshConnectError extends TmachineError {
   readonly transient: boolean;
   /** The short cause ("connection refused"), for messages that wrap this one. */
@@ -480,7 +483,7 @@ export class SshConnection implements RemoteHost {
 
   private connectionLost(command: string, secrets: string[] = []): TmachineError {
     const reason = this.lastError ? `: ${this.lastError.message}` : '';
-    return new TmachineError(
+    return new SshSessionLostError(
       `the SSH connection to ${this.label} was lost while running ${commandName(hideSecrets(command, secrets))}${reason}`,
     );
   }

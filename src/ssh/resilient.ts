@@ -4,7 +4,7 @@
  * change anything); `tmachine ssh -- CMD` uses a plain connection and never repeats a command.
  */
 import { debug } from '../ui/log.js';
-import type { SshConnection } from './connection.js';
+import { SshSessionLostError, type SshConnection } from './connection.js';
 import type { ExecOptions, ExecResult, RemoteHost, UploadOptions } from './types.js';
 
 export class ReconnectingHost implements RemoteHost {
@@ -21,7 +21,8 @@ export class ReconnectingHost implements RemoteHost {
     try {
       return await operation(this.current);
     } catch (error) {
-      if (!this.current.closed) throw error;
+      if (!this.current.closed && !(error instanceof SshSessionLostError)) throw error;
+      this.current.close();
       debug(`ssh ${this.label}`, `connection lost (${error instanceof Error ? error.message : String(error)}); reconnecting once`);
       this.current = await this.reconnect();
       return operation(this.current);
