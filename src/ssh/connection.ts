@@ -102,6 +102,9 @@ function processTerminal(): Terminal {
   return { input: process.stdin, output: process.stdout, errorOutput: process.stderr };
 }
 
+/** Exit statuses seen the moment a session opened (see openSession). */
+const exitStatuses = new WeakMap<object, { code: number | null; signal: string | undefined }>();
+
 export class SshConnection implements RemoteHost {
   readonly label: string;
   /** The key the host presented, already checked against the pin or published keys. */
@@ -341,10 +344,13 @@ export class SshConnection implements RemoteHost {
         stderr.push(chunk);
         options.onStderr?.(chunk);
       });
-      channel.on('exit', (code: number | null, signal?: string) => {
+      const recordExit = (code: number | null, signal?: string): void => {
         if (typeof code === 'number') exitCode = code;
         else exitSignal = signal;
-      });
+      };
+      const early = exitStatuses.get(channel);
+      if (early) recordExit(early.code, early.signal);
+      channel.on('exit', recordExit);
       // The channel's 'close' waits for stdout's end but not stderr's; wait for both so no
       // output is lost.
       let openStreams = 2;
@@ -383,7 +389,16 @@ export class SshConnection implements RemoteHost {
     for (let idleRetries = 0; ; ) {
       try {
         const channel = await new Promise<Session>((resolve, reject) =>
-          open((error, opened) => (error ? reject(error) : resolve(opened))),
+          open((error, opened) => {
+            if (error) return reject(error);
+            // Record the exit status now, synchronously: for a fast command ssh2 may parse the
+            // exec reply, output, exit-status and close from one TCP read before the awaiting
+            // caller runs, and an 'exit' event nobody listened to is gone.
+            if (!('readdir' in opened)) {
+              (opened as ClientChannel).on('exit', (code: number | null, signal?: string) => exitStatuses.set(opened, { code, signal }));
+            }
+            resolve(opened);
+          }),
         );
         channel.once('close', () => {
           for (const wake of this.sessionCloseWaiters) wake();
@@ -426,9 +441,12 @@ export class SshConnection implements RemoteHost {
 
     return new Promise<number>((resolve, reject) => {
       let exitCode: number | undefined;
-      channel.on('exit', (code: number | null, signal?: string) => {
+      const recordExit = (code: number | null, signal?: string): void => {
         exitCode = typeof code === 'number' ? code : exitCodeOfSignal(signal);
-      });
+      };
+      const early = exitStatuses.get(channel);
+      if (early) recordExit(early.code, early.signal);
+      channel.on('exit', recordExit);
       channel.once('close', () => {
         input.unpipe(channel);
         // A paused stdin no longer keeps the process alive once the session is over.

@@ -199,3 +199,19 @@ describe('terminal sessions', () => {
     expect(terminal.printed()).toContain('on a tty 42');
   });
 });
+
+describe('exit status of fast commands', () => {
+  // Regression: the exit-status of a command that finishes within one TCP read was lost
+  // (the listener came after an await), about one run in six with five parallel commands.
+  it('is never lost when many fast commands run at once on fresh connections', async () => {
+    for (let round = 0; round < 15; round++) {
+      const connection = await SshConnection.connect(connectOptionsFor(sshd));
+      try {
+        const results = await Promise.all(Array.from({ length: 6 }, (_, i) => connection.exec(`echo ${i}; exit ${i}`)));
+        expect(results.map((r) => r.code)).toEqual([0, 1, 2, 3, 4, 5]);
+      } finally {
+        connection.close();
+      }
+    }
+  });
+});
