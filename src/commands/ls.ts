@@ -1,9 +1,8 @@
 import { Flags } from '@oclif/core';
-import pLimit from 'p-limit';
 import { BaseCommand } from '../base-command.js';
 import { TmachineError } from '../errors.js';
-import { clientTls, type EngineTls } from '../engine/client.js';
-import { machineStatus, type MachineStatus } from '../machine/status.js';
+import type { EngineTls } from '../engine/client.js';
+import type { MachineStatus } from '../machine/status.js';
 import { formatTemplate, table } from '../ui/table.js';
 import type { MachineRecord } from '../store/machine-record.js';
 
@@ -29,6 +28,8 @@ export default class Ls extends BaseCommand {
       this.print(records.map((r) => r.name).join('\n'));
       return;
     }
+    // State checks need the engine client and the drivers: loaded only when asked for (not for -q).
+    const [{ default: pLimit }, { clientTls }, { machineStatus }] = await Promise.all([import('p-limit'), import('../engine/client.js'), import('../machine/status.js')]);
     const tls: EngineTls | undefined = await clientTls(store).catch(() => undefined);
     const limit = pLimit(16);
     let statuses = await Promise.all(records.map((r) => limit(() => machineStatus(store, r, flags.timeout * 1000, tls))));
