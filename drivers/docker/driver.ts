@@ -12,7 +12,7 @@ import { DEFAULT_HOST_IMAGE, DEFAULT_NETWORK } from './definition.js';
 import { ensureHostImage } from './host-image.js';
 import { ensureLocalEngine, engineFromEndpoint, removeCgroupLeftovers } from './local-engine.js';
 import { hostContainerSpec, isPrivilegedUnsupported } from './container-spec.js';
-import { allocateAddress, ensureNetwork } from './network.js';
+import { allocateAddress, ensureNetwork, type HostNetwork } from './network.js';
 
 const HOST_USER = 'tmachine';
 const SSH_WAIT_MS = 90_000;
@@ -86,55 +86,25 @@ export function createDockerDriver(context: DriverContext): Driver {
       await d.createVolume({ Name: state.volume, Labels: { 'tmachine.machine': name } });
       await context.saveState();
 
-      const mode = option('docker-privileged') ?? 'auto';
-      const fixedIp = option('docker-ip');
       // Addresses are fixed at create so a restarted host keeps its certificates and swarm
       // identity; allocation and start are serialized so parallel creates do not collide.
-      await serialized(`address:${network.id}`, async () => {
-      for (let attempt = 0; ; attempt++) {
-        const ip = fixedIp ?? (await allocateAddress(d, network));
-        const spec = (privileged: boolean) =>
-          hostContainerSpec({ name, image, network: network.id, ip, volume: state.volume!, labels: { 'tmachine.machine': name }, privileged });
-        try {
-          let created;
-          try {
-            created = await d.createContainer(spec(mode !== 'never'));
-            state.containerId = created.id;
+      await serialized(`address:${network.id}`, () =>
+        startHostContainer(d, network, {
+          name,
+          image,
+          volume: state.volume!,
+          mode: (option('docker-privileged') ?? 'auto') as PrivilegedMode,
+          engine: state.endpoint ?? '',
+          fixedIp: option('docker-ip'),
+          onCreated: async (id) => {
+            if (id) state.containerId = id;
+            else delete state.containerId;
             await context.saveState();
-            await created.start();
-          } catch (error) {
-            if (mode !== 'auto' || !isPrivilegedUnsupported(error)) throw error;
-            debug('docker', `--privileged refused by this engine, using the explicit capability list`);
-            if (created) await created.remove({ force: true });
-            delete state.containerId;
-            created = await d.createContainer(spec(false));
-            state.containerId = created.id;
-            await context.saveState();
-            await created.start();
-          }
+          },
+        }).then((ip) => {
           state.ip = ip;
-          break;
-        } catch (error) {
-          const message = String((error as Error).message);
-          if (!fixedIp && attempt < 10 && /address already in use|Address already in use/i.test(message)) {
-            if (state.containerId) await d.getContainer(state.containerId).remove({ force: true }).catch(() => undefined);
-            delete state.containerId;
-            continue;
-          }
-          if (/user configured subnets/i.test(message)) {
-            throw new TmachineError(`docker network "${network.name}" was not created with a subnet, so hosts cannot get fixed addresses`, {
-              hint: 'pass --docker-network with a new name (tmachine creates it), or remove that network',
-            });
-          }
-          if (/Conflict.*name .* already in use/i.test(message)) {
-            throw new TmachineError(`a container named "${name}" already exists on the local engine`, {
-              hint: 'choose another machine name or remove that container',
-            });
-          }
-          throw new TmachineError(`could not start the host container for "${name}": ${message.split('\n')[0]}`, { cause: error });
-        }
-      }
-      });
+        }),
+      );
       await context.saveState();
 
       // The machine's key goes in through the engine, before SSH is ever used.
@@ -213,6 +183,71 @@ export function createDockerDriver(context: DriverContext): Driver {
       return { host: state.ip, port: 22, user: HOST_USER };
     },
   };
+}
+
+type PrivilegedMode = 'auto' | 'always' | 'never';
+
+/** Engine endpoints that refused --privileged once in this process: not asked again. */
+const refusesPrivileged = new Set<string>();
+
+interface StartOptions {
+  name: string;
+  image: string;
+  volume: string;
+  mode: PrivilegedMode;
+  /** The engine's endpoint, to remember a --privileged refusal by. */
+  engine: string;
+  fixedIp: string | undefined;
+  /** Called with each container id as it is made (undefined once it is removed again). */
+  onCreated(id: string | undefined): Promise<void>;
+}
+
+/**
+ * Creates and starts the host container on a fixed address: --privileged first (auto),
+ * the explicit capability list when the engine refuses it, the next free address when the
+ * chosen one was taken meanwhile. Returns the address.
+ */
+async function startHostContainer(d: Docker, network: HostNetwork, o: StartOptions): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    const ip = o.fixedIp ?? (await allocateAddress(d, network));
+    const spec = (privileged: boolean) =>
+      hostContainerSpec({ name: o.name, image: o.image, network: network.id, ip, volume: o.volume, labels: { 'tmachine.machine': o.name }, privileged });
+    const run = async (privileged: boolean) => {
+      const created = await d.createContainer(spec(privileged));
+      await o.onCreated(created.id);
+      try {
+        await created.start();
+      } catch (error) {
+        await created.remove({ force: true }).catch(() => undefined);
+        await o.onCreated(undefined);
+        throw error;
+      }
+    };
+    try {
+      const tryPrivileged = o.mode === 'always' || (o.mode === 'auto' && !refusesPrivileged.has(o.engine));
+      try {
+        await run(tryPrivileged);
+      } catch (error) {
+        if (o.mode !== 'auto' || !tryPrivileged || !isPrivilegedUnsupported(error)) throw error;
+        debug('docker', '--privileged refused by this engine, using the explicit capability list');
+        refusesPrivileged.add(o.engine);
+        await run(false);
+      }
+      return ip;
+    } catch (error) {
+      const message = String((error as Error).message);
+      if (!o.fixedIp && attempt < 10 && /address already in use/i.test(message)) continue;
+      if (/user configured subnets/i.test(message)) {
+        throw new TmachineError(`docker network "${network.name}" was not created with a subnet, so hosts cannot get fixed addresses`, {
+          hint: 'pass --docker-network with a new name (tmachine creates it), or remove that network',
+        });
+      }
+      if (/Conflict.*name .* already in use/i.test(message)) {
+        throw new TmachineError(`a container named "${o.name}" already exists on the local engine`, { hint: 'choose another machine name or remove that container' });
+      }
+      throw new TmachineError(`could not start the host container for "${o.name}": ${message.split('\n')[0]}`, { cause: error });
+    }
+  }
 }
 
 /** Runs a command in the host container through the engine (before SSH exists); returns stdout+stderr. */
