@@ -4,6 +4,7 @@
  */
 import type Docker from 'dockerode';
 import { TmachineError } from '../errors.js';
+import { backoff } from '../net.js';
 import { debug } from '../ui/log.js';
 import { advertiseAddress, engineMessage, joinTokens, swarmInfo, type Member } from './engines.js';
 
@@ -115,7 +116,7 @@ export async function waitNodeReady(leader: Docker, nodeId: string, deadlineMs =
     const node = await inspectNode(leader, nodeId).catch(() => undefined);
     last = node?.Status?.State ?? 'unknown';
     if (last === 'ready') return;
-    await new Promise((r) => setTimeout(r, 300));
+    await backoff(300);
   }
   throw new TmachineError(`node ${nodeId} did not become Ready within ${deadlineMs / 1000}s (state: ${last})`);
 }
