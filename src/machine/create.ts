@@ -114,11 +114,11 @@ export function createTask(store: Store, prepared: PreparedCreate, engineSource:
             run: timed('sshMs', async () => {
               const target = await driver!.sshTarget();
               const addresses = await driver!.addresses();
-              await store.update(name, (r) => {
+              const updated = await store.update(name, (r) => {
                 r.ssh = { user: target.user, host: target.host, port: target.port, keyPath: target.privateKeyPath ?? 'id_ed25519' };
                 r.addresses = addresses;
               });
-              Object.assign(record, await store.load(name));
+              Object.assign(record, updated);
               const opened = await connectMachine(store, record, {
                 waitMs: 90_000,
                 ...(target.publishedHostKeys ? { publishedHostKeys: target.publishedHostKeys } : {}),

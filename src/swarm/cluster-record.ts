@@ -44,13 +44,19 @@ export async function loadCluster(store: Store, name: string): Promise<ClusterRe
 
 export async function saveCluster(store: Store, record: ClusterRecord): Promise<void> {
   await store.ensureDir(clustersDir(store));
-  // Stack files are copied into the store (stacks/) so a restart can redeploy them.
   await writeFileAtomic(path.join(clustersDir(store), `${record.name}.json`), JSON.stringify(clusterRecordSchema.parse(record), null, 2) + '\n', {
     mode: 0o600,
   });
 }
 
+/** Where the stack files deployed through a cluster are kept (for redeploys after a restart). */
+export function stacksDir(store: Store, cluster: string): string {
+  return path.join(clustersDir(store), cluster, 'stacks');
+}
+
+/** Forgets a cluster: its record and the stack files kept for it. */
 export async function removeCluster(store: Store, name: string): Promise<void> {
+  await fs.rm(path.join(clustersDir(store), name), { recursive: true, force: true });
   await fs.rm(path.join(clustersDir(store), `${name}.json`), { force: true });
 }
 

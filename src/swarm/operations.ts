@@ -12,7 +12,7 @@ import type { Store } from '../store/store.js';
 import { info, warn } from '../ui/log.js';
 import { registerSecret } from '../ui/redact.js';
 import { shellQuote } from '../../provision/os.js';
-import { requireCluster, saveCluster, type ClusterRecord } from './cluster-record.js';
+import { removeCluster, requireCluster, saveCluster, stacksDir, type ClusterRecord } from './cluster-record.js';
 import { clusterMembers, engineMessage, joinTokens, memberOf, swarmInfo, type Member } from './engines.js';
 import { withDeadline } from '../async.js';
 import { initSwarm, joinSwarm, leaveSwarm, listNodes, updateNode, waitNodeReady, type NodeSpec } from './membership.js';
@@ -152,10 +152,6 @@ export async function rotateTokens(store: Store, clusterName?: string): Promise<
   registerSecret(swarm.JoinTokens?.Manager);
   await open.manager.docker.swarmUpdate({ _query: { version: swarm.Version.Index, rotateWorkerToken: true, rotateManagerToken: true }, _body: swarm.Spec });
   await joinTokens(open.manager); // registers the new tokens as secrets at once
-}
-
-function stacksDir(store: Store, cluster: string): string {
-  return path.join(store.root, 'clusters', cluster, 'stacks');
 }
 
 /** Runs the manager's own docker CLI over SSH (stack deploy is a CLI feature, not an API call). */
@@ -305,7 +301,6 @@ export async function swarmDown(store: Store, clusterName: string | undefined): 
     await withDeadline(m.docker.swarmLeave({ force: true }), 30_000).catch(() => undefined);
     await setRecordSwarm(store, m.record.name, undefined);
   }
-  await fs.rm(path.join(store.root, 'clusters', cluster.name), { recursive: true, force: true });
-  await fs.rm(path.join(store.root, 'clusters', `${cluster.name}.json`), { force: true });
+  await removeCluster(store, cluster.name);
   return cluster;
 }
