@@ -1,0 +1,57 @@
+/**
+ * Flag values to typed options: given value, else its environment variable, else the
+ * default; coerced by flag type; then parsed by the driver's schema. Every failure is an
+ * `invalid-input` DriverError naming the flag.
+ */
+import type { z } from 'zod';
+import { DriverError } from './errors.js';
+import type { DriverFlag, RawDriverOptions } from './driver.js';
+
+export function resolveRawOptions(flags: DriverFlag[], given: Record<string, unknown>): RawDriverOptions {
+  const out: RawDriverOptions = {};
+  for (const flag of flags) {
+    let value: unknown = given[flag.name];
+    if (value === undefined) for (const alias of flag.aliases ?? []) value ??= given[alias];
+    if (value === undefined && flag.env && process.env[flag.env] !== undefined) value = process.env[flag.env];
+    out[flag.name] = value === undefined ? flag.default : coerce(flag, value);
+  }
+  return out;
+}
+
+export function parseOptions<T>(schema: z.ZodType<T>, raw: RawDriverOptions, flags: DriverFlag[]): T {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const key = String(issue?.path[0] ?? '');
+  const flag = flags.find((f) => f.name === key);
+  const shown = raw[key] === undefined ? '' : ` "${String(raw[key])}"`;
+  throw new DriverError('invalid-input', flag ? `--${flag.name}${shown}: ${issue?.message ?? 'invalid'}` : `driver options: ${issue?.message ?? 'invalid'}`, {
+    hint: flag ? flag.description : 'see `tmachine create --driver NAME --help`',
+  });
+}
+
+function coerce(flag: DriverFlag, value: unknown): RawDriverOptions[string] {
+  switch (flag.type) {
+    case 'string':
+      return String(value);
+    case 'boolean':
+      if (typeof value === 'boolean') return value;
+      if (['true', '1', 'yes', ''].includes(String(value))) return true;
+      if (['false', '0', 'no'].includes(String(value))) return false;
+      throw new DriverError('invalid-input', `--${flag.name} takes true or false, not "${String(value)}"`);
+    case 'number': {
+      const n = typeof value === 'number' ? value : Number(String(value).trim() === '' ? NaN : value);
+      if (!Number.isFinite(n)) throw new DriverError('invalid-input', `--${flag.name} takes a number, not "${String(value)}"`);
+      return n;
+    }
+    case 'string[]':
+      return Array.isArray(value) ? value.map(String) : String(value).split(',').filter(Boolean);
+  }
+}
+
+/** The options safe to store: secret flags dropped. */
+export function storableOptions(flags: DriverFlag[], raw: RawDriverOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const flag of flags) if (!flag.secret && raw[flag.name] !== undefined) out[flag.name] = raw[flag.name];
+  return out;
+}
