@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -45,9 +46,14 @@ function seedFor(hostname: string, user: string, publicKey: string) {
   };
 }
 
-async function login(host: CloudHost, user: string, privateKey: string): Promise<{ whoami: string; hostname: string; hostKey: string }> {
+async function login(
+  host: CloudHost,
+  user: string,
+  privateKey: string,
+  target = { host: host.ip, port: 22 },
+): Promise<{ whoami: string; hostname: string; hostKey: string }> {
   const published = await host.hostKeys();
-  const connection = await SshConnection.connect({ label: host.name, host: host.ip, port: 22, user, privateKey, publishedHostKeys: published });
+  const connection = await SshConnection.connect({ label: host.name, ...target, user, privateKey, publishedHostKeys: published });
   try {
     const result = await connection.exec('whoami; hostname');
     const [whoami = '', hostname = ''] = result.stdout.trim().split('\n');
@@ -55,6 +61,17 @@ async function login(host: CloudHost, user: string, privateKey: string): Promise
   } finally {
     connection.close();
   }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 describeE2E('cloud hosts: test hosts with cloud-init and a NoCloud seed', () => {
@@ -160,13 +177,29 @@ describeE2E('cloud hosts: test hosts with cloud-init and a NoCloud seed', () => 
       // The NoCloud ISO as cloud-localds / genisoimage make it: volume id cidata, Joliet + Rock Ridge.
       execFileSync('xorriso', ['-as', 'mkisofs', '-quiet', '-output', iso, '-volid', 'cidata', '-joliet', '-rock', path.join(work, 'files')], { stdio: 'pipe' });
       const started = Date.now();
-      const host = await startCloudHost(lab.docker, { name: `cloudhost-${runId}-iso`, network: gceNetwork.name, seed: { isoPath: iso }, labels });
+      const sshPort = await freePort();
+      const host = await startCloudHost(lab.docker, {
+        name: `cloudhost-${runId}-iso`,
+        network: gceNetwork.name,
+        seed: { isoPath: iso },
+        labels,
+        // The VirtualBox shape: NAT port forward on 127.0.0.1 plus a second (host-only) network.
+        publishSsh: { hostIp: '127.0.0.1', hostPort: sshPort },
+        extraNetworks: [{ network: network.name }],
+      });
       hosts.push(host);
       const ready = await host.waitReady(90_000);
       timings.push(`ISO-seeded host, ready: ${ready.ms} ms (${Date.now() - started} ms incl. create)`);
       expect(ready.cloudInit).toBe('done');
-      expect((await host.exec(['ip', 'link', 'show', 'eth0'])).output).toContain('mtu 1460');
+      // Docker orders a host's interfaces itself (not by the options' order): find the one with the address.
+      const device = /^\d+:\s+(\S+)\s+inet\s/m.exec((await host.exec(['sh', '-c', `ip -o -4 addr show | grep ' ${host.ip}/'`])).output)?.[1];
+      expect(device).toMatch(/^eth\d$/);
+      expect((await host.exec(['ip', 'link', 'show', device!])).output).toContain('mtu 1460');
       expect(await login(host, 'carol', alice.privateKey)).toMatchObject({ whoami: 'carol', hostname: 'gamma-iso' });
+      expect(await login(host, 'carol', alice.privateKey, { host: '127.0.0.1', port: sshPort })).toMatchObject({ whoami: 'carol' });
+      const networks = (await lab.docker.getContainer(host.id).inspect()).NetworkSettings.Networks;
+      expect(Object.keys(networks).sort()).toEqual([gceNetwork.name, network.name].sort());
+      expect(networks[network.name]?.IPAddress.startsWith(network.subnet.split('.').slice(0, 3).join('.') + '.')).toBe(true);
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
