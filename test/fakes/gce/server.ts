@@ -156,6 +156,12 @@ export class GceFake {
     return this.calls.filter((c) => c.method === method && pathPattern.test(c.path));
   }
 
+  /** The keys the instance's guest publishes under hostkeys/ (the backing host's own). */
+  async publishedHostKeys(project: string, zone: string, name: string): Promise<string[]> {
+    const record = this.instances.get(`${project}/${zone}/${name}`);
+    return record?.host ? record.host.hostKeys() : [];
+  }
+
   /** Puts a firewall rule in place as another tool (or a person) would have made it. */
   addForeignFirewall(project: string, resource: Record<string, unknown>): void {
     const name = String(resource['name']);

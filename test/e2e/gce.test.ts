@@ -1,0 +1,116 @@
+/**
+ * Issue 15 acceptance through the CLI: the gce driver, driven through `@google-cloud/compute`
+ * against the suite's Compute Engine endpoint (test/fakes/gce), whose instances are real
+ * hosts (cloud-init applies the ssh-keys metadata) on a test network with GCE's MTU of 1460.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ensureCloudHostImage, ensureTestNetwork, removeByLabel, removeTestNetwork } from '../support/cloud-host.js';
+import { busyboxImageTarball, describeE2E, eventually, labSession, ok, prepareLab, type Lab } from '../support/lab.js';
+import { repoRoot } from '../support/cli.js';
+import { cloudHostBackend } from '../fakes/gce/cloud-host-backend.js';
+import { GceFake } from '../fakes/gce/server.js';
+
+const TOKEN = 'ya29.test-token-for-the-fake';
+const RUN_LABEL = 'tmachine.test.gce';
+
+describeE2E('gce driver on the Compute Engine fake (real hosts, MTU 1460)', () => {
+  let lab: Lab;
+  let fake: GceFake;
+  const s = labSession('g');
+  const runId = s.name('x').replace(/-x$/, '');
+  const networkName = `tm-gce-${runId}`;
+  const labels = { [RUN_LABEL]: runId };
+  const worker1 = s.name('worker1');
+
+  const gceFlags = () => ['--gce-project', 'p', '--gce-zone', 'europe-west1-b', '--gce-endpoint', fake.url];
+  const cli = (args: string[], env: Record<string, string | undefined> = {}) => s.cli(args, { env: { GOOGLE_OAUTH_ACCESS_TOKEN: TOKEN, ...env } });
+
+  beforeAll(async () => {
+    lab = await prepareLab();
+    await ensureCloudHostImage(lab.docker, (m) => process.stderr.write(`[gce] ${m}\n`));
+    await ensureTestNetwork(lab.docker, networkName, { range: '10.203.0.0/16', mtu: 1460, labels });
+    fake = new GceFake({ backend: cloudHostBackend(lab.docker, { network: networkName, mtu: 1460, prefix: `tm-gce-${runId}`, labels }) });
+    await fake.start();
+  }, 600_000);
+
+  afterAll(async () => {
+    if (!lab) return;
+    await s.cleanup(lab.docker).catch(() => undefined);
+    await fake?.stop();
+    await removeByLabel(lab.docker, RUN_LABEL, runId);
+    await removeTestNetwork(lab.docker, networkName);
+  }, 300_000);
+
+  it('create: the engine answers over TLS; the firewall rules, the instance and its host key are as promised', async () => {
+    const created = ok(await cli(['create', '--driver', 'gce', ...gceFlags(), '--engine-bundle', lab.bundlePath, worker1]));
+    // The one-line note on SSH and the engine being open to the world.
+    expect(created.stderr).toMatch(/open to 0\.0\.0\.0\/0 .*--gce-source-range/);
+
+    const env = ok(await cli(['env', worker1])).stdout;
+    const info = execFileSync('bash', ['-c', `${env}\ndocker info --format '{{.ServerVersion}}'`], { encoding: 'utf8' });
+    expect(info.trim()).toContain(lab.bundleVersion);
+
+    const instances = fake.listInstances('p');
+    expect(instances).toHaveLength(1);
+    const instance = instances[0]!;
+    expect(instance['name']).toBe(worker1);
+    expect(String(instance['zone'])).toMatch(/\/zones\/europe-west1-b$/);
+    expect(instance['labels']).toEqual({ 'tmachine-managed': 'true', 'tmachine-machine': worker1 });
+    expect((instance['tags'] as { items: string[] }).items).toEqual(['tmachine']);
+    const metadata = Object.fromEntries((instance['metadata'] as { items: Array<{ key: string; value: string }> }).items.map((i) => [i.key, i.value]));
+    expect(metadata['enable-guest-attributes']).toBe('TRUE');
+    expect(metadata['ssh-keys']).toMatch(/^docker-user:ssh-ed25519 \S+ docker-user$/);
+    const disk = (instance['disks'] as Array<{ initializeParams: { sourceImage: string; diskType: string } }>)[0]!;
+    expect(disk.initializeParams.sourceImage).toMatch(/projects\/debian-cloud\/global\/images\/debian-12-/);
+    expect(disk.initializeParams.diskType).toMatch(/diskTypes\/pd-balanced$/);
+
+    // The address the API reports is the backing host's, and it is what tmachine uses.
+    const ip = ok(await cli(['ip', worker1])).stdout.trim();
+    const nic = (instance['networkInterfaces'] as Array<{ networkIP: string; accessConfigs: Array<{ natIP: string }> }>)[0]!;
+    expect(ip).toBe(nic.accessConfigs[0]!.natIP);
+    expect(nic.networkIP).toBe(ip);
+
+    // Firewall rules exactly as issue 15 lists them, for machines outside a cluster.
+    const rules = Object.fromEntries(fake.listFirewalls('p').map((r) => [r['name'], r]));
+    expect(Object.keys(rules).sort()).toEqual(['tmachine-ssh-engine', 'tmachine-swarm']);
+    expect(rules['tmachine-ssh-engine']).toMatchObject({ sourceRanges: ['0.0.0.0/0'], targetTags: ['tmachine'], allowed: [{ IPProtocol: 'tcp', ports: ['22', '2376'] }] });
+    expect(rules['tmachine-ssh-engine']).not.toHaveProperty('sourceTags');
+    expect(rules['tmachine-swarm']).toMatchObject({ sourceTags: ['tmachine'], targetTags: ['tmachine'], allowed: [{ IPProtocol: 'tcp', ports: ['2377', '7946'] }, { IPProtocol: 'udp', ports: ['7946', '4789'] }] });
+    expect(rules['tmachine-swarm']).not.toHaveProperty('sourceRanges');
+
+    // Every insert carried a requestId; the key was read from the guest attributes before the first SSH login.
+    const inserts = fake.calls.filter((c) => c.method === 'POST' && /\/(instances|firewalls)$/.test(c.path));
+    expect(inserts.length).toBe(3);
+    for (const insert of inserts) expect(insert.query['requestId']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(fake.callsTo('GET', /\/instances\/[^/]+\/getGuestAttributes$/).map((c) => c.query['queryPath'])).toContain('hostkeys/');
+    const record = JSON.parse(fs.readFileSync(path.join(s.store, 'machines', worker1, 'config.json'), 'utf8')) as { ssh: { hostKey: { algorithm: string; key: string } } };
+    const published = await fake.publishedHostKeys('p', 'europe-west1-b', worker1);
+    expect(published.map((line) => line.split(/\s+/).slice(0, 2).join(' '))).toContain(`${record.ssh.hostKey.algorithm} ${record.ssh.hostKey.key}`);
+  });
+
+  it('stop, start, kill and status go through the API; ip stays the host address', async () => {
+    ok(await cli(['stop', worker1]));
+    expect(ok(await cli(['status', worker1])).stdout.trim()).toMatch(/stopped/i);
+    expect(fake.listInstances('p')[0]!['status']).toBe('TERMINATED');
+    ok(await cli(['start', worker1]));
+    expect(ok(await cli(['status', worker1])).stdout.trim()).toMatch(/running/i);
+    ok(await cli(['kill', worker1]));
+    expect(fake.callsTo('POST', /\/instances\/[^/]+\/reset$/)).toHaveLength(1);
+    const hostname = await eventually('ssh after the reset', async () => {
+      const r = await cli(['ssh', worker1, '--', 'hostname']);
+      return r.code === 0 ? r.stdout.trim() : undefined;
+    }, 120_000);
+    expect(hostname).toBe(worker1);
+  });
+
+  it('rm -y leaves no instance and no firewall rule that tmachine made', async () => {
+    ok(await cli(['rm', '-y', worker1]));
+    await fake.settle();
+    expect(fake.listInstances('p')).toEqual([]);
+    expect(fake.listFirewalls('p')).toEqual([]);
+  });
+});
