@@ -90,7 +90,7 @@ describeE2E('gce driver on the Compute Engine fake (real hosts, MTU 1460)', () =
     const record = JSON.parse(fs.readFileSync(path.join(s.store, 'machines', worker1, 'config.json'), 'utf8')) as { ssh: { hostKey: { algorithm: string; key: string } } };
     const published = await fake.publishedHostKeys('p', 'europe-west1-b', worker1);
     expect(published.map((line) => line.split(/\s+/).slice(0, 2).join(' '))).toContain(`${record.ssh.hostKey.algorithm} ${record.ssh.hostKey.key}`);
-  });
+  }, 300_000);
 
   it('stop, start, kill and status go through the API; ip stays the host address', async () => {
     ok(await cli(['stop', worker1]));
@@ -105,7 +105,7 @@ describeE2E('gce driver on the Compute Engine fake (real hosts, MTU 1460)', () =
       return r.code === 0 ? r.stdout.trim() : undefined;
     }, 120_000);
     expect(hostname).toBe(worker1);
-  });
+  }, 300_000);
 
   it('rm -y leaves no instance and no firewall rule that tmachine made', async () => {
     ok(await cli(['rm', '-y', worker1]));
@@ -113,4 +113,65 @@ describeE2E('gce driver on the Compute Engine fake (real hosts, MTU 1460)', () =
     expect(fake.listInstances('p')).toEqual([]);
     expect(fake.listFirewalls('p')).toEqual([]);
   });
+
+  /** A create that must fail: one `Error:` line naming the call, non-zero exit, nothing left anywhere. */
+  async function failedCreate(name: string, extra: string[], errorLine: RegExp, env: Record<string, string | undefined> = {}): Promise<string> {
+    const result = await cli(['create', '--driver', 'gce', ...gceFlags(), '--engine-bundle', lab.bundlePath, ...extra, name], env);
+    expect(result.code, result.stderr).not.toBe(0);
+    const errors = result.stderr.split('\n').filter((line) => line.startsWith('Error:'));
+    expect(errors, result.stderr).toHaveLength(1);
+    expect(errors[0]).toMatch(errorLine);
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+    await fake.settle();
+    expect(fake.listInstances('p')).toEqual([]);
+    expect(fake.listFirewalls('p')).toEqual([]);
+    expect(fs.existsSync(path.join(s.store, 'machines', name))).toBe(false);
+    return errors[0]!;
+  }
+
+  it('faults: quota, no capacity anywhere, an operation error, a missing image family, no credentials', async () => {
+    fake.faults.quotaExceeded = true;
+    await failedCreate(s.name('quota'), [], /gce instances\.insert \S+: Quota 'CPUS' exceeded\..*\(raise the quota/);
+    fake.faults.quotaExceeded = false;
+
+    fake.faults.exhaustedZones = new Set(['europe-west1-b', 'europe-west1-c']);
+    await failedCreate(s.name('full'), ['--gce-zones=europe-west1-b,europe-west1-c'], /no capacity in europe-west1-b \(e2-medium\), europe-west1-c \(e2-medium\): .*ZONE_RESOURCE_POOL_EXHAUSTED/);
+    fake.faults.exhaustedZones = new Set();
+
+    fake.faults.operationError = { code: 'UNSUPPORTED_OPERATION', message: 'The feature is not supported in this zone.' };
+    await failedCreate(s.name('operr'), [], /gce instances\.insert \S+ in europe-west1-b \(operation operation-\S+\): UNSUPPORTED_OPERATION: The feature is not supported/);
+
+    await failedCreate(s.name('image'), ['--gce-image', 'projects/debian-cloud/global/images/family/debian-99'], /images\.getFromFamily debian-cloud\/debian-99: .*no image family "debian-99" in project debian-cloud/);
+
+    const callsBefore = fake.calls.length;
+    await failedCreate(s.name('creds'), [], /no credentials for http:\/\/127\.0\.0\.1:\d+: \$GOOGLE_OAUTH_ACCESS_TOKEN is not set/, { GOOGLE_OAUTH_ACCESS_TOKEN: undefined });
+    expect(fake.calls.length).toBe(callsBefore);
+  }, 300_000);
+
+  it('Ctrl-C while the insert operation runs: one line, and the instance and rules are removed', async () => {
+    fake.faults.slowOperationsMs = 120_000;
+    const name = s.name('intr');
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'run.js'), 'create', '--driver', 'gce', ...gceFlags(), '--engine-bundle', lab.bundlePath, name], {
+      env: { ...process.env, TMACHINE_STORAGE_PATH: s.store, GOOGLE_OAUTH_ACCESS_TOKEN: TOKEN },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+    // Interrupt once the instance exists and its insert operation is still running.
+    await eventually('the insert operation running', async () => (fake.listInstances('p').some((i) => i['name'] === name && i['status'] === 'RUNNING') ? true : undefined), 180_000);
+    child.kill('SIGINT');
+    const code = await exited;
+    fake.faults.slowOperationsMs = 0;
+    expect(code, stderr).not.toBe(0);
+    const errors = stderr.split('\n').filter((line) => line.startsWith('Error:'));
+    expect(errors, stderr).toHaveLength(1);
+    expect(errors[0]).toMatch(/interrupt/i);
+    await fake.settle();
+    expect(fake.listInstances('p')).toEqual([]);
+    expect(fake.listFirewalls('p')).toEqual([]);
+    expect(fake.callsTo('DELETE', new RegExp(`/instances/${name}$`))).toHaveLength(1);
+    expect(fs.existsSync(path.join(s.store, 'machines', name))).toBe(false);
+  }, 300_000);
+
 });

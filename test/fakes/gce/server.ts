@@ -623,7 +623,9 @@ export class GceFake {
         await record.launched;
         if (failure) throw failure;
         if (this.instances.get(`${project}/${zone}/${name}`) !== record || record.deleting) return;
-        if (this.faults.slowOperationsMs > 0) await pause(this.faults.slowOperationsMs);
+        // A slow insert stays RUNNING; a delete in the meantime ends it (the instance is going).
+        const slowUntil = Date.now() + this.faults.slowOperationsMs;
+        while (Date.now() < slowUntil && !record.deleting) await pause(Math.min(100, slowUntil - Date.now()));
       });
       return op;
     });
