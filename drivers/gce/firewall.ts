@@ -160,7 +160,7 @@ async function instancesWithTag(clients: GceClients, tag: string, except: string
   const found: Array<{ key: string; status: string }> = [];
   await call('instances.aggregatedList', clients, async () => {
     found.length = 0;
-    for await (const [scope, list] of clients.instances.aggregatedListAsync({ project: clients.project, filter: 'labels.tmachine-managed = "true"' })) {
+    for await (const [scope, list] of clients.instances.aggregatedListAsync({ project: clients.project, filter: 'labels.tmachine-managed = "true"' }, { autoPaginate: false })) {
       for (const instance of list.instances ?? []) {
         const key = `${scope.replace(/^zones\//, '')}/${instance.name ?? ''}`;
         if (key !== except && (instance.tags?.items ?? []).includes(tag)) found.push({ key, status: String(instance.status ?? '') });

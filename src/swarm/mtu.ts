@@ -68,6 +68,11 @@ async function ingressNetwork(docker: Docker): Promise<NetworkInfo | undefined> 
   return found ? ((await docker.getNetwork(found.Id).inspect()) as NetworkInfo) : undefined;
 }
 
+/** True when the ingress network already has this MTU. */
+export async function ingressMtuHolds(docker: Docker, mtu: number): Promise<boolean> {
+  return (await ingressNetwork(docker))?.Options?.[MTU_OPTION] === String(mtu);
+}
+
 /**
  * Gives the swarm's ingress network the MTU (on the leader). Docker cannot change a network's
  * options, so it is removed and made again with the same subnet; that needs no service to

@@ -114,39 +114,96 @@ describeE2E('gce driver on the Compute Engine fake (real hosts, MTU 1460)', () =
     expect(fake.listFirewalls('p')).toEqual([]);
   });
 
-  /** A create that must fail: one `Error:` line naming the call, non-zero exit, nothing left anywhere. */
-  async function failedCreate(name: string, extra: string[], errorLine: RegExp, env: Record<string, string | undefined> = {}): Promise<string> {
-    const result = await cli(['create', '--driver', 'gce', ...gceFlags(), '--engine-bundle', lab.bundlePath, ...extra, name], env);
-    expect(result.code, result.stderr).not.toBe(0);
-    const errors = result.stderr.split('\n').filter((line) => line.startsWith('Error:'));
-    expect(errors, result.stderr).toHaveLength(1);
-    expect(errors[0]).toMatch(errorLine);
-    expect(result.stderr).not.toMatch(/^\s+at /m);
+  it('swarm bootstrap: 3 nodes on the fake, one bulkInsert for the workers, zone fallback, overlay MTU 1410 and 1 MB between two nodes', async () => {
+    const cluster = `${runId}c`;
+    const [manager, workerA, workerB] = [`${cluster}-manager-1`, `${cluster}-worker-1`, `${cluster}-worker-2`];
+    // No capacity in the first zone: every node goes to the second, and a note says so.
+    fake.faults.exhaustedZones = new Set(['europe-west1-b']);
+    let boot;
+    try {
+      boot = await cli(['swarm', 'bootstrap', '--driver', 'gce', '--managers', '1', '--workers', '2', '--prefix', cluster, '--gce-project', 'p', '--gce-zones=europe-west1-b,europe-west1-c', '--gce-endpoint', fake.url, '--engine-bundle', lab.bundlePath]);
+    } finally {
+      fake.faults.exhaustedZones = new Set();
+    }
+    ok(boot);
+    expect(boot.stderr).toMatch(/e2-medium in europe-west1-b had no capacity \(ZONE_RESOURCE_POOL_EXHAUSTED\); created .* in europe-west1-c/);
+
+    // The workers came from one bulkInsert that succeeded; no worker was inserted on its own.
+    const bulk = fake.callsTo('POST', /\/instances\/bulkInsert$/).filter((c) => c.status === 200);
+    const madeWorkers = bulk.filter((c) => c.path.includes('/zones/europe-west1-c/'));
+    expect(madeWorkers).toHaveLength(1);
+    const bulkBody = madeWorkers[0]!.body as { count: string; perInstanceProperties: Record<string, unknown> };
+    expect(Number(bulkBody.count)).toBe(2);
+    expect(Object.keys(bulkBody.perInstanceProperties).sort()).toEqual([workerA, workerB]);
+    const singles = fake.callsTo('POST', /\/instances$/).map((c) => (c.body as { name: string }).name);
+    expect(singles.filter((n) => n !== manager)).toEqual([]);
+    for (const call of [...bulk, ...fake.callsTo('POST', /\/instances$/)]) expect(call.query['requestId']).toMatch(/^[0-9a-f-]{36}$/);
+
+    const instances = fake.listInstances('p');
+    expect(instances.map((i) => i['name']).sort()).toEqual([manager, workerA, workerB]);
+    for (const instance of instances) {
+      expect(String(instance['zone'])).toMatch(/\/zones\/europe-west1-c$/);
+      expect(instance['labels']).toEqual({ 'tmachine-managed': 'true', 'tmachine-machine': instance['name'], 'tmachine-cluster': cluster });
+      expect((instance['tags'] as { items: string[] }).items).toEqual([`tmachine-${cluster}`]);
+    }
+    const rules = Object.fromEntries(fake.listFirewalls('p').map((r) => [r['name'], r]));
+    expect(Object.keys(rules).sort()).toEqual([`tmachine-${cluster}-ssh-engine`, `tmachine-${cluster}-swarm`]);
+    expect(rules[`tmachine-${cluster}-swarm`]).toMatchObject({ sourceTags: [`tmachine-${cluster}`], targetTags: [`tmachine-${cluster}`] });
+
+    const onManager = async (command: string) => ok(await cli(['ssh', manager, '--', command])).stdout.trim();
+    const nodes = await onManager("docker node ls --format '{{.Hostname}} {{.Status}}'");
+    expect(nodes.split('\n').sort()).toEqual([`${manager} Ready`, `${workerA} Ready`, `${workerB} Ready`]);
+
+    // GCE's MTU: the NICs have 1460, so the ingress network got 1410.
+    expect(await onManager("ip -o link show eth0 | grep -o 'mtu [0-9]*'")).toBe('mtu 1460');
+    expect(await onManager(`docker network inspect ingress --format '{{index .Options "com.docker.network.driver.mtu"}}'`)).toBe('1410');
+
+    // 1 MB (busybox itself, ~2 MB) from a task on one worker to a task on the other, over an overlay network at 1410.
+    const { tarball } = await busyboxImageTarball(lab);
+    ok(await cli(['swarm', 'load', tarball, '--cluster', cluster]));
+    const stackFile = path.join(os.tmpdir(), `gce-stack-${runId}.yml`);
+    fs.writeFileSync(
+      stackFile,
+      `version: "3.8"
+services:
+  srv:
+    image: tmachine/busybox:test
+    command: ["sh", "-c", "ls -l /bin/busybox; while true; do nc -l -p 5000 -e cat /bin/busybox; done"]
+    networks: [data]
+    deploy: { endpoint_mode: dnsrr, placement: { constraints: ["node.hostname == ${workerA}"] } }
+  cli:
+    image: tmachine/busybox:test
+    command: ["sh", "-c", "while true; do nc srv 5000 > /tmp/got; ls -l /tmp/got; sleep 1; done"]
+    networks: [data]
+    deploy: { endpoint_mode: dnsrr, placement: { constraints: ["node.hostname == ${workerB}"] } }
+networks:
+  data:
+    driver: overlay
+    driver_opts: { com.docker.network.driver.mtu: "1410" }
+`,
+    );
+    try {
+      ok(await cli(['swarm', 'deploy', '-c', stackFile, 'app', '--cluster', cluster]));
+    } finally {
+      fs.rmSync(stackFile, { force: true });
+    }
+    expect(await onManager(`docker network inspect app_data --format '{{index .Options "com.docker.network.driver.mtu"}}'`)).toBe('1410');
+    // `ls -l` lines: "-rwxr-xr-x 1 root root 2131704 Dec  1 20:32 /tmp/got".
+    const sizeOf = (logs: string, file: string) => logs.split('\n').filter((l) => l.trim().endsWith(` ${file}`)).map((l) => Number(l.trim().split(/\s+/)[4]));
+    const expected = await eventually('the server task to report its file size', async () => sizeOf(await onManager('docker service logs --raw app_srv 2>&1'), '/bin/busybox')[0], 120_000);
+    expect(expected).toBeGreaterThan(1_000_000);
+    const received = await eventually('a complete transfer to the client task', async () => (sizeOf(await onManager('docker service logs --raw app_cli 2>&1'), '/tmp/got').includes(expected) ? expected : undefined), 120_000);
+    expect(received).toBe(expected);
+    const placed = await onManager("docker service ps app_srv app_cli --filter desired-state=running --format '{{.Name}} {{.Node}}'");
+    expect(placed).toContain(`app_srv.1 ${workerA}`);
+    expect(placed).toContain(`app_cli.1 ${workerB}`);
+
+    // rm -y of every machine: no instance and no firewall rule left.
+    ok(await cli(['rm', '-y', manager, workerA, workerB]));
     await fake.settle();
     expect(fake.listInstances('p')).toEqual([]);
     expect(fake.listFirewalls('p')).toEqual([]);
-    expect(fs.existsSync(path.join(s.store, 'machines', name))).toBe(false);
-    return errors[0]!;
-  }
-
-  it('faults: quota, no capacity anywhere, an operation error, a missing image family, no credentials', async () => {
-    fake.faults.quotaExceeded = true;
-    await failedCreate(s.name('quota'), [], /gce instances\.insert \S+: Quota 'CPUS' exceeded\..*\(raise the quota/);
-    fake.faults.quotaExceeded = false;
-
-    fake.faults.exhaustedZones = new Set(['europe-west1-b', 'europe-west1-c']);
-    await failedCreate(s.name('full'), ['--gce-zones=europe-west1-b,europe-west1-c'], /no capacity in europe-west1-b \(e2-medium\), europe-west1-c \(e2-medium\): .*ZONE_RESOURCE_POOL_EXHAUSTED/);
-    fake.faults.exhaustedZones = new Set();
-
-    fake.faults.operationError = { code: 'UNSUPPORTED_OPERATION', message: 'The feature is not supported in this zone.' };
-    await failedCreate(s.name('operr'), [], /gce instances\.insert \S+ in europe-west1-b \(operation operation-\S+\): UNSUPPORTED_OPERATION: The feature is not supported/);
-
-    await failedCreate(s.name('image'), ['--gce-image', 'projects/debian-cloud/global/images/family/debian-99'], /images\.getFromFamily debian-cloud\/debian-99: .*no image family "debian-99" in project debian-cloud/);
-
-    const callsBefore = fake.calls.length;
-    await failedCreate(s.name('creds'), [], /no credentials for http:\/\/127\.0\.0\.1:\d+: \$GOOGLE_OAUTH_ACCESS_TOKEN is not set/, { GOOGLE_OAUTH_ACCESS_TOKEN: undefined });
-    expect(fake.calls.length).toBe(callsBefore);
-  }, 300_000);
+  }, 600_000);
 
   it('Ctrl-C while the insert operation runs: one line, and the instance and rules are removed', async () => {
     fake.faults.slowOperationsMs = 120_000;
@@ -158,11 +215,21 @@ describeE2E('gce driver on the Compute Engine fake (real hosts, MTU 1460)', () =
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-    // Interrupt once the instance exists and its insert operation is still running.
-    await eventually('the insert operation running', async () => (fake.listInstances('p').some((i) => i['name'] === name && i['status'] === 'RUNNING') ? true : undefined), 180_000);
-    child.kill('SIGINT');
-    const code = await exited;
-    fake.faults.slowOperationsMs = 0;
+    let code: number;
+    try {
+      // Interrupt once the instance runs (its host booted) and its insert operation has not finished.
+      const running = await Promise.race([
+        eventually('the instance running while its insert operation runs', async () => (fake.listInstances('p').some((i) => i['name'] === name && i['status'] === 'RUNNING') ? true : undefined), 180_000),
+        exited.then((early) => {
+          throw new Error(`create ended before the interrupt (exit ${early}): ${stderr}`);
+        }),
+      ]);
+      expect(running).toBe(true);
+      child.kill('SIGINT');
+      code = await exited;
+    } finally {
+      fake.faults.slowOperationsMs = 0;
+    }
     expect(code, stderr).not.toBe(0);
     const errors = stderr.split('\n').filter((line) => line.startsWith('Error:'));
     expect(errors, stderr).toHaveLength(1);
@@ -171,6 +238,8 @@ describeE2E('gce driver on the Compute Engine fake (real hosts, MTU 1460)', () =
     expect(fake.listInstances('p')).toEqual([]);
     expect(fake.listFirewalls('p')).toEqual([]);
     expect(fake.callsTo('DELETE', new RegExp(`/instances/${name}$`))).toHaveLength(1);
+    // The host behind the instance is gone too.
+    expect((await lab.docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${runId}`] } })).map((c) => c.Names)).toEqual([]);
     expect(fs.existsSync(path.join(s.store, 'machines', name))).toBe(false);
   }, 300_000);
 
