@@ -44,6 +44,13 @@ const flags: DriverFlag[] = [
   { name: 'gce-endpoint', type: 'string', env: 'GOOGLE_COMPUTE_ENDPOINT', description: 'Compute Engine API endpoint URL (an emulator or test endpoint); takes a static token from $GOOGLE_OAUTH_ACCESS_TOKEN' },
 ];
 
+/**
+ * A list flag given as repeated flags, comma-separated, or both (`--gce-zones a,b`): the CLI
+ * hands over each occurrence as it was typed.
+ */
+const list = <T extends z.ZodType>(item: T) =>
+  z.preprocess((value) => (Array.isArray(value) ? value.flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter(Boolean) : value), z.array(item));
+
 const portSpec = z.string().regex(/^\d{1,5}(-\d{1,5})?(\/(tcp|udp))?$/, 'a port like 8080/tcp, 8000-8100/udp');
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'a CIDR range like 203.0.113.0/24');
 const label = z.string().regex(/^[a-z][a-z0-9_-]{0,62}=[a-z0-9_-]{0,63}$/, 'KEY=VALUE in lowercase letters, digits, - and _');
@@ -51,25 +58,25 @@ const label = z.string().regex(/^[a-z][a-z0-9_-]{0,62}=[a-z0-9_-]{0,63}$/, 'KEY=
 export const optionsSchema = z.object({
   'gce-project': z.string().min(1).optional(),
   'gce-zone': z.string().regex(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'a zone like europe-west1-b'),
-  'gce-zones': z.array(z.string().regex(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'zones like europe-west1-b,europe-west1-c')).min(1).optional(),
-  'gce-machine-type': z.array(z.string().regex(/^[a-z0-9-]+$/, 'machine types like e2-medium,e2-standard-2')).min(1),
+  'gce-zones': list(z.string().regex(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'zones like europe-west1-b,europe-west1-c')).pipe(z.array(z.string()).min(1)).optional(),
+  'gce-machine-type': list(z.string().regex(/^[a-z0-9-]+$/, 'machine types like e2-medium,e2-standard-2')).pipe(z.array(z.string()).min(1)),
   'gce-image': z.string().min(1),
   'gce-disk-size': z.number().int().min(10, 'at least 10 GB').max(65536),
   'gce-disk-type': z.string().regex(/^[a-z0-9-]+$/, 'a disk type like pd-balanced'),
   'gce-network': z.string().min(1),
   'gce-subnetwork': z.string().min(1).optional(),
-  'gce-tags': z.array(z.string().regex(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'tags in lowercase letters, digits and -')).optional(),
-  'gce-label': z.array(label).optional(),
+  'gce-tags': list(z.string().regex(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'tags in lowercase letters, digits and -')).optional(),
+  'gce-label': list(label).optional(),
   'gce-service-account': z.string().min(1),
-  'gce-scopes': z.array(z.string().min(1)),
+  'gce-scopes': list(z.string().min(1)),
   'gce-preemptible': z.boolean(),
   'gce-spot': z.boolean(),
   'gce-address': z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'an IPv4 address').optional(),
   'gce-use-internal-ip': z.boolean(),
   'gce-use-internal-ip-only': z.boolean(),
   'gce-username': z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a Linux user name'),
-  'gce-open-port': z.array(portSpec).optional(),
-  'gce-source-range': z.array(cidr).optional(),
+  'gce-open-port': list(portSpec).optional(),
+  'gce-source-range': list(cidr).optional(),
   'gce-ssh-timeout': z.number().int().min(5).max(3600),
   'gce-endpoint': z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).optional(),
 });

@@ -652,7 +652,7 @@ export class GceFake {
       this.checkQuota();
       for (const name of names) if (this.instances.has(`${project}/${zone}/${name}`)) throw new HttpError(409, 'alreadyExists', `The resource 'projects/${project}/zones/${zone}/instances/${name}' already exists`);
       const failure = this.capacityOrInjectedFailure(project, zone);
-      const op = this.newOperation(project, `zones/${zone}`, 'bulkInsert', `${API}/projects/${project}/zones/${zone}`, '');
+      const op = this.newOperation(project, `zones/${zone}`, 'bulkInsert', `${API}/projects/${project}/zones/${zone}`, String(this.nextId++));
       const records = names.map((name) => this.addInstance(project, zone, name, this.instanceResource(project, zone, name, props, machineType), failure));
       op.resource['instancesBulkInsertOperationMetadata'] = { perLocationStatus: {} };
       this.run(op, async () => {
