@@ -173,7 +173,7 @@ services:
     deploy: { endpoint_mode: dnsrr, placement: { constraints: ["node.hostname == ${workerA}"] } }
   cli:
     image: tmachine/busybox:test
-    command: ["sh", "-c", "while true; do nc srv 5000 > /tmp/got; ls -l /tmp/got; sleep 1; done"]
+    command: ["sh", "-c", "while true; do nc srv 5000 > /got; ls -l /got; sleep 1; done"]
     networks: [data]
     deploy: { endpoint_mode: dnsrr, placement: { constraints: ["node.hostname == ${workerB}"] } }
 networks:
@@ -188,11 +188,11 @@ networks:
       fs.rmSync(stackFile, { force: true });
     }
     expect(await onManager(`docker network inspect app_data --format '{{index .Options "com.docker.network.driver.mtu"}}'`)).toBe('1410');
-    // `ls -l` lines: "-rwxr-xr-x 1 root root 2131704 Dec  1 20:32 /tmp/got".
+    // busybox `ls -l` lines: "-rw-r--r--    1 0        0          1982256 Dec  1 21:18 /got".
     const sizeOf = (logs: string, file: string) => logs.split('\n').filter((l) => l.trim().endsWith(` ${file}`)).map((l) => Number(l.trim().split(/\s+/)[4]));
     const expected = await eventually('the server task to report its file size', async () => sizeOf(await onManager('docker service logs --raw app_srv 2>&1'), '/bin/busybox')[0], 120_000);
     expect(expected).toBeGreaterThan(1_000_000);
-    const received = await eventually('a complete transfer to the client task', async () => (sizeOf(await onManager('docker service logs --raw app_cli 2>&1'), '/tmp/got').includes(expected) ? expected : undefined), 120_000);
+    const received = await eventually('a complete transfer to the client task', async () => (sizeOf(await onManager('docker service logs --raw app_cli 2>&1'), '/got').includes(expected) ? expected : undefined), 120_000);
     expect(received).toBe(expected);
     const placed = await onManager("docker service ps app_srv app_cli --filter desired-state=running --format '{{.Name}} {{.Node}}'");
     expect(placed).toContain(`app_srv.1 ${workerA}`);

@@ -268,6 +268,7 @@ export class GceFake {
         if (c && !d && method === 'DELETE') return this.deleteInstance(project, zone, c, query);
         if (c && d === 'getGuestAttributes' && method === 'GET') return this.guestAttributes(project, zone, c, query);
         if (c && (d === 'start' || d === 'stop' || d === 'reset') && !e && method === 'POST') return this.power(project, zone, c, d, query);
+        if (c && d === 'setLabels' && !e && method === 'POST') return this.setLabels(project, zone, c, body, query);
       }
       if (b === 'operations' && c && !d && method === 'GET') return this.operation(project, `zones/${zone}`, c).resource;
       if (b === 'operations' && c && d === 'wait' && method === 'POST') return this.waitOperation(project, `zones/${zone}`, c);
@@ -770,6 +771,25 @@ export class GceFake {
           await host.reset();
           this.setAddresses(record.resource, host.ip);
         }
+      });
+      return op;
+    });
+  }
+
+  private setLabels(project: string, zone: string, name: string, body: Record<string, unknown>, query: Record<string, string>): unknown {
+    return this.idempotent(project, query, () => {
+      const record = this.getInstance(project, zone, name);
+      if (body['labelFingerprint'] !== record.resource['labelFingerprint']) {
+        throw new HttpError(412, 'conditionNotMet', 'Labels fingerprint either invalid or resource labels have changed');
+      }
+      const labels = (body['labels'] ?? {}) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(labels)) {
+        if (!LABEL_KEY.test(k) || !LABEL_VALUE.test(String(v))) throw invalid('labels', `${k}=${String(v)}`, 'Label keys and values may contain only lowercase letters, numbers, underscores and dashes.');
+      }
+      const op = this.newOperation(project, `zones/${zone}`, 'setLabels', String(record.resource['selfLink']), String(record.resource['id']));
+      this.run(op, async () => {
+        record.resource['labels'] = labels;
+        record.resource['labelFingerprint'] = randomUUID().slice(0, 12);
       });
       return op;
     });
