@@ -93,5 +93,6 @@ export async function createMachines(store: Store, prepared: PreparedCreate[], o
     });
   } finally {
     await progress.finished();
+    await context.ssh.closeAll();
   }
 }

@@ -153,6 +153,7 @@ export async function provisionMachines(store: Store, names: string[], options: 
     failure = error;
   } finally {
     await progress.finished();
+    await context.ssh.closeAll();
   }
   const outcome = new Map<string, ProvisionStepResult[]>();
   for (const name of names) outcome.set(name, []);
