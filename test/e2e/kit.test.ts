@@ -201,7 +201,7 @@ describeE2E('driver kit and plan runner on real hosts', () => {
     const project = path.join(work, 'project');
     fs.mkdirSync(project);
     fs.writeFileSync(path.join(project, 'package.json'), '{ "name": "ops", "private": true }\n');
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', '--install-links', path.join(repoRoot, 'test', 'fixtures', 'tmachine-driver-fixture')], { cwd: project, stdio: 'ignore' });
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', '--install-links', '--legacy-peer-deps', path.join(repoRoot, 'test', 'fixtures', 'tmachine-driver-fixture')], { cwd: project, stdio: 'ignore' });
     // It imports `tmachine/kit`, which a user's install resolves next to it.
     fs.symlinkSync(repoRoot, path.join(project, 'node_modules', 'tmachine'));
     const inProject = (args: string[]) =>
