@@ -71,6 +71,10 @@ describeE2E('driver kit and plan runner on real hosts', () => {
 
   /** Containers and volumes of this run's machines that no record in the store names. */
   async function orphans(): Promise<string[]> {
+    return orphansOf(prefix);
+  }
+
+  async function orphansOf(prefix: string): Promise<string[]> {
     const known = new Set((await machines()).map((m) => m.name));
     const containers = await lab.docker.listContainers({ all: true, filters: { label: ['tmachine.machine'] } });
     const volumes = (await lab.docker.listVolumes({ filters: { label: ['tmachine.machine'] } })).Volumes ?? [];
@@ -99,6 +103,65 @@ describeE2E('driver kit and plan runner on real hosts', () => {
       expect(await orphans()).toEqual([]);
     });
   }
+
+  it('a second Ctrl-C exits at once and names what is left with the command that removes it', async () => {
+    const other = s.name('twice');
+    const args = ['swarm', 'bootstrap', '--managers', '1', '--workers', '1', '--prefix', other];
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'run.js'), ...args], {
+      env: { ...process.env, TMACHINE_STORAGE_PATH: s.store, TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: s.network },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let sent = 0;
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (sent === 0 && /❯ \S+: make the host \(docker\)/.test(stdout)) {
+        sent = 1;
+        child.kill('SIGINT');
+        // The second one comes while the first is still cleaning up.
+        setTimeout(() => child.kill('SIGINT'), 50);
+      }
+    });
+    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)));
+    expect(code).toBe(130);
+    const line = stderr.split('\n').find((l) => l.startsWith('Error:')) ?? '';
+    const left = /left unfinished: (.*) \(remove them with `tmachine rm -f -y (.*)`\)$/.exec(line);
+    if (left) {
+      ok(await s.cli(['rm', '-f', '-y', ...left[2]!.split(' ')]));
+    } else {
+      expect(line).toBe('Error: interrupted twice; nothing unfinished is left');
+    }
+    expect((await machines()).filter((m) => m.name.startsWith(other))).toEqual([]);
+    expect(await orphansOf(other)).toEqual([]);
+  });
+
+  it('a bootstrap that fails on one machine keeps the complete ones recorded, so `swarm down --rm` finds them', async () => {
+    const other = s.name('half');
+    const file = path.join(work, 'half.yml');
+    // The workers' image does not exist: their creates fail; the manager's succeeds.
+    fs.writeFileSync(file, [`name: ${other}`, 'driver: { name: docker }', 'managers: 1', 'workers:', '  - count: 1', '    driver: { name: docker, image: "nope/none:2" }', ''].join('\n'));
+    const r = await s.cli(['swarm', 'bootstrap', '-f', file]);
+    expect(r.code).not.toBe(0);
+    expect(errorLines(r)).toEqual([expect.stringMatching(/host image "nope\/none:2" does not exist/)]);
+    const names = (await machines()).map((m) => m.name).filter((n) => n.startsWith(other));
+    expect(names).toEqual([`${other}-manager-1`]);
+    ok(await s.cli(['swarm', 'down', '--rm', '-y', '--cluster', other]));
+    expect((await machines()).map((m) => m.name).filter((n) => n.startsWith(other))).toEqual([]);
+    expect(await orphansOf(other)).toEqual([]);
+  });
+
+  it('parallel creates with one --engine-registry-ca each get the CA (the shared option is not mutated)', async () => {
+    const ca = path.join(repoRoot, 'test', 'swarm', 'fixtures', 'certs', 'registry-ca.crt');
+    const [a, b] = [s.name('ca1'), s.name('ca2')];
+    ok(await s.cli(['create', '--driver', 'docker', '--engine-registry-ca', `registry.example:5000=${ca}`, a, b]));
+    for (const name of [a, b]) {
+      const installed = ok(await s.cli(['ssh', name, '--', 'sudo cat /etc/docker/certs.d/registry.example:5000/ca.crt'])).stdout;
+      expect(installed.trim()).toBe(fs.readFileSync(ca, 'utf8').trim());
+    }
+    ok(await s.cli(['rm', '-y', a, b]));
+  });
 
   it('after the interruptions the same bootstrap completes the cluster, pinning host keys read through the engine', async () => {
     ok(await s.cli(bootstrap));
