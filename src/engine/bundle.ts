@@ -310,9 +310,7 @@ export async function verifyBundleLayout(file: string): Promise<void> {
   }
 }
 
-// --- build from Debian: src/engine/debian-bundle.ts (re-exported for existing callers) ---
-
-export { buildBundleFromDebian, upstreamVersion } from './debian-bundle.js';
+// (Bundles built from Debian's packages: src/engine/debian-bundle.ts.)
 
 // --- cache ----------------------------------------------------------------------------
 
