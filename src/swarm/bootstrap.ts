@@ -47,6 +47,8 @@ export interface BootstrapReport {
     /** Wall time of the swarm steps (init, joins, roles, labels). */
     swarmMs: number;
     totalMs: number;
+    /** Every step of the plan with its host and wall time, in the order they ended (--timings). */
+    steps: Array<{ host: string; step: string; ms: number; outcome: string }>;
   };
 }
 
@@ -194,7 +196,13 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
     created: [...creates.keys()],
     steps,
     unchanged: report.unchanged,
-    timings: { machines: machineTimings(report), machinesWallMs, swarmMs, totalMs: Date.now() - started },
+    timings: {
+      machines: machineTimings(report),
+      machinesWallMs,
+      swarmMs,
+      totalMs: Date.now() - started,
+      steps: report.results.map((r) => ({ host: r.host ?? desired.name, step: r.phase, ms: r.ms, outcome: r.outcome })),
+    },
   };
 }
 
