@@ -16,6 +16,9 @@ function flag(spec: Omit<FlagSpec, 'name' | 'aliases'> & { name: string; aliases
   return { ...spec, name: `ec2-${spec.name}`, aliases: [`amazonec2-${spec.name}`, ...(spec.aliases ?? [])] };
 }
 
+/** A repeatable flag also takes comma-separated lists: `--ec2-instance-type t3.small,t3.medium`. */
+const list = <T extends z.ZodType>(item: T) => z.preprocess((v) => (Array.isArray(v) ? v.flatMap((s) => String(s).split(',')).map((s) => s.trim()).filter(Boolean) : v), z.array(item));
+
 const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'takes CIDR ranges such as 203.0.113.0/24');
 const openPort = z.string().regex(/^\d{1,5}(-\d{1,5})?(\/(tcp|udp))?$/, 'takes PORT, PORT/udp or FROM-TO/tcp');
 
@@ -29,13 +32,13 @@ const rawOptions = z.object({
   'ec2-ami': z.string().regex(/^ami-[0-9a-f]{8,17}$/, 'takes an image id such as ami-0123456789abcdef0').optional(),
   'ec2-image-parameter': z.string().startsWith('/', 'takes an SSM parameter name such as /aws/service/debian/release/12/latest/amd64').optional(),
   'ec2-ssh-user': z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'takes a login name').optional(),
-  'ec2-instance-type': z.array(z.string().regex(/^[a-z0-9-]+\.[a-z0-9]+$/, 'takes instance types such as t3.small')).min(1),
+  'ec2-instance-type': list(z.string().regex(/^[a-z0-9-]+\.[a-z0-9]+$/, 'takes instance types such as t3.small')).refine((v) => v.length > 0, 'takes at least one instance type'),
   'ec2-zone': z.string().regex(/^([a-z]{2}(-[a-z]+)+-\d+)?[a-z]$/, 'takes a zone (us-east-1a) or its letter (a)').optional(),
   'ec2-vpc-id': z.string().regex(/^vpc-[0-9a-f]+$/, 'takes a VPC id such as vpc-0abc').optional(),
   'ec2-subnet-id': z.string().regex(/^subnet-[0-9a-f]+$/, 'takes a subnet id such as subnet-0abc').optional(),
-  'ec2-security-group': z.array(z.string().min(1)).default([]),
-  'ec2-source-cidr': z.array(cidr).min(1).default(['0.0.0.0/0']),
-  'ec2-open-port': z.array(openPort).default([]),
+  'ec2-security-group': list(z.string().min(1)).default([]),
+  'ec2-source-cidr': list(cidr).default(['0.0.0.0/0']).refine((v) => v.length > 0, 'takes at least one CIDR range'),
+  'ec2-open-port': list(openPort).default([]),
   'ec2-root-size': z.number().int().min(8, 'must be at least 8 (GiB)').max(16_384),
   'ec2-volume-type': z.enum(['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard']),
   'ec2-device-name': z.string().startsWith('/dev/').optional(),
