@@ -38,16 +38,19 @@ describeE2E('ec2 driver against the fake EC2 endpoint (instances are real hosts)
     AWS_SHARED_CREDENTIALS_FILE: path.join(noHome, 'credentials'),
   });
   const cli = (args: string[], withCredentials = true) => s.cli(args, { env: awsEnv(withCredentials) });
-  const driverFlags = () => ['--driver', 'ec2', '--ec2-endpoint', fake.url, '--ec2-ssh-timeout', '90', '--ec2-console-timeout', '30'];
+  const driverFlags = (sshTimeout = 90) => ['--driver', 'ec2', '--ec2-endpoint', fake.url, '--ec2-ssh-timeout', String(sshTimeout), '--ec2-console-timeout', '30'];
   let userGroup: FakeSecurityGroup;
   let userGroupBefore: string;
 
-  /** What tmachine made that still exists in the fake. */
-  const leftovers = () => ({
-    instances: fake.liveInstances().map((i) => i.instanceId),
-    keyPairs: [...fake.keyPairs.values()].map((k) => k.keyName),
-    groups: [...fake.groups.values()].filter((g) => g.tags.some((t) => t.key === 'tmachine:managed')).map((g) => g.groupName),
-  });
+  /** What tmachine made that still exists in the fake (made for `machine`, when given). */
+  const leftovers = (machine?: string) => {
+    const mine = (name: string) => machine === undefined || name.includes(machine);
+    return {
+      instances: fake.liveInstances().filter((i) => machine === undefined || i.tags.some((t) => t.value === machine)).map((i) => i.instanceId),
+      keyPairs: [...fake.keyPairs.values()].map((k) => k.keyName).filter(mine),
+      groups: [...fake.groups.values()].filter((g) => g.tags.some((t) => t.key === 'tmachine:managed')).map((g) => g.groupName).filter(mine),
+    };
+  };
   const nothingLeft = { instances: [], keyPairs: [], groups: [] };
 
   const dockerThroughEnv = (env: string): string => execFileSync('bash', ['-c', `${env}\ndocker version --format '{{.Server.Version}}'`], { encoding: 'utf8', timeout: 30_000 }).trim();
@@ -150,7 +153,7 @@ describeE2E('ec2 driver against the fake EC2 endpoint (instances are real hosts)
     const runs = fake.callsOf('RunInstances').slice(runsBefore).filter((c) => !c.error);
     const counts = runs.map((c) => (c.params as Record<string, unknown>)['MinCount'] + '/' + (c.params as Record<string, unknown>)['MaxCount']).sort();
     expect(counts).toEqual(['1/1', '2/2']);
-    const nodes = ok(await cli(['ssh', `${prefix}-manager-1`, '--', 'sudo', 'docker', 'node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'])).stdout.trim().split('\n');
+    const nodes = ok(await cli(['ssh', `${prefix}-manager-1`, '--', "sudo docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'"])).stdout.trim().split('\n');
     expect(nodes).toHaveLength(3);
     expect(nodes.every((n) => / Ready/.test(n))).toBe(true);
     expect(nodes.filter((n) => /Leader/.test(n))).toHaveLength(1);
@@ -173,42 +176,46 @@ describeE2E('ec2 driver against the fake EC2 endpoint (instances are real hosts)
 
   it('no capacity on any type or zone: one line naming RunInstances, non-zero exit, nothing left', async () => {
     fake.faults.noCapacity = [{}];
-    const r = await cli(['create', s.name('f1'), ...driverFlags(), '--ec2-instance-type', 't3.small,t3a.small', '--engine-bundle', lab.bundlePath]);
+    const f1 = s.name('f1');
+    const r = await cli(['create', f1, ...driverFlags(), '--ec2-instance-type', 't3.small,t3a.small', '--engine-bundle', lab.bundlePath]);
     fake.faults.noCapacity = [];
     expect(r.code).not.toBe(0);
     expect(oneErrorLine(r.stderr)).toMatch(/RunInstances: no capacity \(InsufficientInstanceCapacity\) for t3\.small, t3a\.small in us-east-1a, us-east-1b, us-east-1c/);
     expect(fake.callsOf('RunInstances').filter((c) => c.error === 'InsufficientInstanceCapacity').length).toBeGreaterThanOrEqual(6);
-    expect(leftovers()).toEqual(nothingLeft);
+    expect(leftovers(f1)).toEqual(nothingLeft);
   });
 
   it('an image that does not exist: one line naming DescribeImages, nothing made', async () => {
     const calls = fake.calls.length;
-    const r = await cli(['create', s.name('f2'), ...driverFlags(), '--ec2-ami', 'ami-0000000000000dead', '--engine-bundle', lab.bundlePath]);
+    const f2 = s.name('f2');
+    const r = await cli(['create', f2, ...driverFlags(), '--ec2-ami', 'ami-0000000000000dead', '--engine-bundle', lab.bundlePath]);
     expect(r.code).not.toBe(0);
     expect(oneErrorLine(r.stderr)).toMatch(/EC2 DescribeImages: the image does not exist in us-east-1: .*ami-0000000000000dead.* \(InvalidAMIID\.NotFound\)/);
     expect(fake.calls.slice(calls).map((c) => c.action)).not.toContain('RunInstances');
-    expect(leftovers()).toEqual(nothingLeft);
+    expect(leftovers(f2)).toEqual(nothingLeft);
   });
 
   it('credentials missing: one line saying where the chain looked, nothing made', async () => {
     const calls = fake.calls.length;
-    const r = await cli(['create', s.name('f3'), ...driverFlags(), '--engine-bundle', lab.bundlePath], false);
+    const f3 = s.name('f3');
+    const r = await cli(['create', f3, ...driverFlags(), '--engine-bundle', lab.bundlePath], false);
     expect(r.code).not.toBe(0);
     const line = oneErrorLine(r.stderr);
     expect(line).toMatch(/no AWS credentials found \(looked in: environment \(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\)/);
     expect(line).toContain(path.join(noHome, 'credentials'));
     expect(fake.calls.length).toBe(calls);
-    expect(leftovers()).toEqual(nothingLeft);
+    expect(leftovers(f3)).toEqual(nothingLeft);
   });
 
   it('an instance that never answers SSH: one line, non-zero exit, the instance, key pair and group removed', async () => {
     fake.faults.neverAnswerSsh = true;
-    const r = await cli(['create', s.name('f4'), ...driverFlags(), '--ec2-ssh-timeout', '8', '--engine-bundle', lab.bundlePath]);
+    const f4 = s.name('f4');
+    const r = await cli(['create', f4, ...driverFlags(8), '--engine-bundle', lab.bundlePath]);
     fake.faults.neverAnswerSsh = false;
     expect(r.code).not.toBe(0);
     expect(oneErrorLine(r.stderr)).toMatch(/did not answer SSH within 8s/);
     expect(fake.callsOf('TerminateInstances').length).toBeGreaterThan(0);
-    expect(leftovers()).toEqual(nothingLeft);
+    expect(leftovers(f4)).toEqual(nothingLeft);
   });
 
   it('Ctrl-C while the instance is pending: it is terminated and nothing is left', async () => {
@@ -232,7 +239,7 @@ describeE2E('ec2 driver against the fake EC2 endpoint (instances are real hosts)
     s.outputs.push(stdout, stderr);
     expect(code).not.toBe(0);
     expect(stderr).toMatch(/Interrupted/);
-    expect(leftovers()).toEqual(nothingLeft);
+    expect(leftovers(name)).toEqual(nothingLeft);
     expect(fs.existsSync(path.join(s.store, 'machines', name))).toBe(false);
   });
 
