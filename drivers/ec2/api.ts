@@ -76,8 +76,8 @@ export function openApi(options: Ec2Options, region: string): Ec2Api {
 /** The code EC2/SSM answered (the SDK's exception name), or undefined for a non-service failure. */
 export function errorCode(error: unknown): string | undefined {
   if (error instanceof DriverError) return (error.cause as { name?: string } | undefined)?.name;
-  const e = error as { name?: string; $metadata?: unknown };
-  return e && typeof e === 'object' && e.$metadata !== undefined ? e.name : undefined;
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e && typeof e === 'object' && e.$metadata?.httpStatusCode !== undefined ? e.name : undefined;
 }
 
 function oneLine(text: string): string {
@@ -109,7 +109,7 @@ function apiError(call: string, error: unknown, options: Ec2Options, region: str
   if (name === 'CredentialsProviderError' || /Could not load credentials/.test(message)) {
     return make('auth', `no AWS credentials found (looked in: ${credentialChainLooked(options)})`, 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run `aws configure`, or pass --ec2-profile');
   }
-  if (e?.$metadata === undefined) {
+  if (e?.$metadata?.httpStatusCode === undefined) {
     // Not an answer from the service: the endpoint did not answer, or the request never left.
     const code = e?.code ?? name;
     const where = options.endpoint ?? `the ${region} endpoint`;
