@@ -498,6 +498,11 @@ async function launch(contexts: Ec2Context[]): Promise<void> {
     for (const context of contexts) {
       const instance = running.find((i) => i.InstanceId === context.state.instanceId);
       if (instance) remember(context.state, instance);
+      const volumes = (instance?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.VolumeId).filter((v): v is string => Boolean(v));
+      if (contexts.length > 1 && volumes.length > 0) {
+        const tags = [{ Key: 'Name', Value: context.machineName }, { Key: MACHINE_TAG, Value: context.machineName }];
+        await api.call('CreateTags', () => api.ec2.send(new CreateTagsCommand({ Resources: volumes, Tags: tags })));
+      }
       await context.saveState();
       context.report(`waiting for SSH on ${sshHostOf(context.options, context.state) ?? '?'}`);
     }

@@ -122,6 +122,9 @@ describeE2E('ec2 driver (kit contract) against the fake EC2 endpoint', () => {
     for (const m of [a, b]) {
       const instance = fake.instances.get(m.context.state.instanceId!)!;
       expect(Object.fromEntries(instance.tags.map((t) => [t.key, t.value]))).toMatchObject({ Name: m.context.machineName, 'tmachine:machine': m.context.machineName, 'tmachine:cluster': cluster.name });
+      const volume = fake.volumes.get(instance.volumeIds[0]!)!;
+      expect(Object.fromEntries(volume.tags.map((t) => [t.key, t.value]))).toMatchObject({ Name: m.context.machineName, 'tmachine:machine': m.context.machineName, 'tmachine:managed': 'true' });
+      expect([volume.volumeType, volume.encrypted, volume.deleteOnTermination]).toEqual(['gp3', true, true]);
       expect(m.context.state.publicIp).toBeUndefined();
       expect(await m.driver.addresses()).toEqual({ public: instance.privateIp, private: instance.privateIp });
       const session = await login(m);
