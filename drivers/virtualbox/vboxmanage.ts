@@ -39,7 +39,7 @@ function firstErrorLine(stderr: string): string | undefined {
 }
 
 function classify(detail: string): DriverError['kind'] {
-  if (/Could not find (a registered machine|file for the medium|a host-only|the host network interface)|not found|does not exist/i.test(detail)) return 'not-found';
+  if (/Could not find|not found|does not exist|VERR_FILE_NOT_FOUND/i.test(detail)) return 'not-found';
   if (/already exists/i.test(detail)) return 'already-exists';
   return 'failed';
 }
