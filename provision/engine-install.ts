@@ -44,6 +44,7 @@ import {
   dockerSystemdUnit,
   parseEngineEnv,
 } from './units.js';
+import { BUNDLE_FILES } from '../src/engine/bundle.js';
 
 export const TMACHINE_STATE_DIR = '/var/lib/tmachine';
 export const BUNDLE_DIR = `${TMACHINE_STATE_DIR}/bundles`;
@@ -58,7 +59,8 @@ const ENGINE_BUNDLE_MARK = `${TMACHINE_STATE_DIR}/engine.bundle`;
 const ENGINE_APPLIED_MARK = `${TMACHINE_STATE_DIR}/engine.applied`;
 
 /** What a static Docker release tarball holds (SPEC §4); all of it goes to /usr/local/bin. */
-export const BUNDLE_BINARIES = ['dockerd', 'containerd', 'containerd-shim-runc-v2', 'runc', 'docker', 'docker-init', 'docker-proxy', 'ctr'] as const;
+/** The binaries of the bundle, by name (the bundle's one file list is BUNDLE_FILES). */
+export const BUNDLE_BINARIES = BUNDLE_FILES.map((f) => f.slice('docker/'.length));
 
 const DEFAULT_INSTALL_URL = 'https://get.docker.com';
 const READY_TIMEOUT_MS = 60_000;
@@ -101,6 +103,8 @@ export interface ProvisionContext extends HostShell {
    * version), rejects otherwise. See the file comment.
    */
   probe?: () => Promise<string>;
+  /** The driver's fast file path (the docker driver's archive API), used instead of SFTP for the bundle. */
+  fastUpload?: (localPath: string, remotePath: string) => Promise<void>;
 }
 
 /** The steps that make one host's engine what the context describes, in order. */
@@ -203,7 +207,10 @@ const bundleUploadStep: Step<ProvisionContext> = {
     const staged = `${staging}/${bundle.sha256}.tgz`;
     await context.host.exec(`mkdir -p -m 700 ${shellQuote(staging)}`);
     let lastPercent = -1;
-    await context.host.upload(bundle.path, staged, {
+    if (context.fastUpload) {
+      report(`copying engine ${bundle.version} bundle through the driver`);
+      await context.fastUpload(bundle.path, staged);
+    } else await context.host.upload(bundle.path, staged, {
       mode: 0o600,
       onProgress: (done, total) => {
         const percent = total > 0 ? Math.floor((done / total) * 100) : 0;

@@ -10,8 +10,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Dockerode from 'dockerode';
-import { TmachineError } from '../../src/errors.js';
-import { debug } from '../../src/ui/log.js';
+import { DriverError, debug } from '../kit/index.js';
 
 export interface LocalEngine {
   docker: Dockerode;
@@ -94,7 +93,7 @@ export async function ensureLocalEngine(options: EnsureLocalEngineOptions): Prom
     else return startEngine(engineDir, options);
   }
 
-  throw new TmachineError(`no local Docker engine answers (tried ${tried.join(', ')})`, {
+  throw new DriverError('unreachable', `no local Docker engine answers (tried ${tried.join(', ')})`, {
     hint: 'start one (`dockerd &` or `systemctl start docker`), set DOCKER_HOST, or install docker.io',
   });
 }
@@ -159,7 +158,7 @@ function dockerOptionsFor(endpoint: string, tls: TlsSettings | undefined): Docke
   };
   if (endpoint.startsWith('unix://')) {
     const socketPath = endpoint.slice('unix://'.length);
-    if (!socketPath.startsWith('/')) throw new TmachineError(`invalid Docker endpoint "${endpoint}"`, { hint: 'use unix:///absolute/path' });
+    if (!socketPath.startsWith('/')) throw new DriverError('invalid-input', `invalid Docker endpoint "${endpoint}"`, { hint: 'use unix:///absolute/path' });
     return { ...blank, socketPath };
   }
   if (endpoint.startsWith('tcp://')) {
@@ -167,7 +166,7 @@ function dockerOptionsFor(endpoint: string, tls: TlsSettings | undefined): Docke
     try {
       url = new URL(endpoint.replace(/^tcp:/, 'http:'));
     } catch {
-      throw new TmachineError(`invalid Docker endpoint "${endpoint}"`, { hint: 'use tcp://HOST:PORT' });
+      throw new DriverError('invalid-input', `invalid Docker endpoint "${endpoint}"`, { hint: 'use tcp://HOST:PORT' });
     }
     const port = url.port || (tls ? '2376' : '2375');
     if (!tls) return { ...blank, host: url.hostname, port, protocol: 'http' };
@@ -176,14 +175,14 @@ function dockerOptionsFor(endpoint: string, tls: TlsSettings | undefined): Docke
       try {
         return readFileSync(full);
       } catch {
-        throw new TmachineError(`cannot read ${full} for the TLS connection to ${endpoint}`, {
+        throw new DriverError('failed', `cannot read ${full} for the TLS connection to ${endpoint}`, {
           hint: 'set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem',
         });
       }
     };
     return { ...blank, host: url.hostname, port, protocol: 'https', ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') };
   }
-  throw new TmachineError(`unsupported Docker endpoint "${endpoint}"`, { hint: 'use unix:///path or tcp://host:port' });
+  throw new DriverError('invalid-input', `unsupported Docker endpoint "${endpoint}"`, { hint: 'use unix:///path or tcp://host:port' });
 }
 
 /** true, or the reason it did not answer (for the "tried ..." line). */
@@ -205,7 +204,7 @@ function errorText(error: unknown): string {
   if (e?.code === 'ECONNREFUSED') return 'connection refused';
   if (e?.code === 'EACCES') return 'permission denied';
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return 'no answer';
-  if (error instanceof TmachineError) return error.message;
+  if (error instanceof DriverError) return error.message;
   return (e?.message ?? String(error)).split('\n')[0] ?? 'error';
 }
 
@@ -284,7 +283,7 @@ async function startEngine(engineDir: string, options: EnsureLocalEngineOptions)
     await sleep(250);
   }
   const last = await lastLogLine(logFile);
-  throw new TmachineError(
+  throw new DriverError('failed', 
     `the Docker engine started at ${endpoint} ${exited ? 'exited' : 'did not answer within ' + Math.round((options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS) / 1000) + ' s'}${last ? `: ${last}` : ''}`,
     { hint: `see ${logFile}` },
   );

@@ -146,3 +146,18 @@ function interrupted(signal: AbortSignal): DriverError {
   const reason: unknown = signal.reason;
   return new DriverError('interrupted', reason instanceof Error ? reason.message : 'interrupted');
 }
+
+const chains = new Map<string, Promise<unknown>>();
+
+/** Runs fn after every earlier call with the same key has settled (an in-process mutex). */
+export function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const previous = chains.get(key) ?? Promise.resolve();
+  const next = previous.catch(() => undefined).then(fn);
+  chains.set(key, next);
+  void next
+    .finally(() => {
+      if (chains.get(key) === next) chains.delete(key);
+    })
+    .catch(() => undefined);
+  return next;
+}

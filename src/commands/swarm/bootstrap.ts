@@ -10,6 +10,7 @@ import { desiredFromFlags, desiredFromSpec } from '../../swarm/desired-state.js'
 import { requireCluster } from '../../swarm/cluster-record.js';
 import { clusterStatus, formatStatus } from '../../swarm/status.js';
 import { info, warn } from '../../ui/log.js';
+import { withInterrupts } from '../../ui/interrupt.js';
 
 export default class SwarmBootstrap extends BaseCommand {
   static override summary = 'Create, provision and join machines into a swarm; running it again converges';
@@ -65,12 +66,15 @@ export default class SwarmBootstrap extends BaseCommand {
       desired = cluster;
     }
 
-    const report = await bootstrapCluster(store, desired, {
-      dryRun: flags['dry-run'],
-      prune: flags.prune,
-      keepOnFailure: flags['keep-on-failure'],
-      silent: flags.json,
-    });
+    const report = await withInterrupts(store, (signal) =>
+      bootstrapCluster(store, desired, {
+        dryRun: flags['dry-run'],
+        prune: flags.prune,
+        keepOnFailure: flags['keep-on-failure'],
+        progress: flags.json ? 'silent' : 'auto',
+        signal,
+      }),
+    );
     if (flags['dry-run']) {
       for (const [host, results] of report.steps) {
         for (const r of results) this.print(`${host}: ${r.outcome === 'already' ? 'already done' : 'would run'}: ${r.title}`);
