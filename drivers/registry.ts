@@ -13,6 +13,7 @@ type DefinitionModule = { definition: AnyDriverDefinition };
 const builtIn: Record<string, () => Promise<DefinitionModule>> = {
   docker: () => import('./docker/definition.js'),
   generic: () => import('./generic/definition.js'),
+  virtualbox: () => import('./virtualbox/definition.js'),
 };
 
 /** Docker Machine's driver names, accepted as aliases. */

@@ -34,6 +34,8 @@ type Context = DriverContext<VirtualBoxOptions, VirtualBoxState>;
 
 const SSH_WAIT_MS = 240_000;
 const ADDRESS_KEY = 'tmachine/HostOnlyAddress';
+/** Global extradata naming the host-only interfaces tmachine created (and may remove). */
+const CREATED_KEY = 'tmachine/HostOnlyCreated';
 export const RESOURCE = { vm: 'vm', disk: 'disk', seed: 'seed', hostOnly: 'hostonly-interface' } as const;
 
 export const implementation: DriverImplementation<VirtualBoxOptions, VirtualBoxState> = {
@@ -279,7 +281,15 @@ class VirtualBoxDriver implements Driver {
     const signal = this.context.signal;
     const existing = parseHostOnlyInterfaces((await vbox.run(['list', 'hostonlyifs'], { signal })).stdout);
     const match = existing.find((i) => i.ip === cidr.hostIp && i.mask === cidr.mask);
-    if (match) return match.name;
+    if (match) {
+      // An interface tmachine made is shared by its machines (the last one removes it);
+      // one the user made is theirs and is never recorded.
+      const made = await vbox.run(['getextradata', 'global', `${CREATED_KEY}/${match.name}`], { signal });
+      if (/^Value:/m.test(made.stdout)) {
+        await this.context.undo.record({ kind: RESOURCE.hostOnly, id: match.name, label: `host-only interface ${match.name}`, shared: true, details: { cidr: `${cidr.hostIp}/${cidr.prefix}` } });
+      }
+      return match.name;
+    }
     const clash = existing.find((i) => i.ip === cidr.hostIp);
     if (clash) {
       throw new DriverError('invalid-input', `host-only interface ${clash.name} already has ${cidr.hostIp} with netmask ${clash.mask}`, {
@@ -291,6 +301,7 @@ class VirtualBoxDriver implements Driver {
     const name = /Interface '([^']+)' was successfully created/.exec(created.stdout)?.[1];
     if (!name) throw new DriverError('failed', `VBoxManage hostonlyif create printed no interface name: ${created.stdout.trim()}`);
     await this.context.undo.record({ kind: RESOURCE.hostOnly, id: name, label: `host-only interface ${name}`, shared: true, details: { cidr: `${cidr.hostIp}/${cidr.prefix}` } });
+    await vbox.run(['setextradata', 'global', `${CREATED_KEY}/${name}`, 'yes'], { signal });
     await vbox.run(['hostonlyif', 'ipconfig', name, '--ip', cidr.hostIp, '--netmask', cidr.mask], { signal });
     return name;
   }
@@ -355,6 +366,7 @@ class VirtualBoxDriver implements Driver {
         await vbox.run(['hostonlyif', 'remove', entry.id]).catch((e: unknown) => {
           if (!isDriverError(e, 'not-found')) throw e;
         });
+        await vbox.run(['setextradata', 'global', `${CREATED_KEY}/${entry.id}`]);
         return;
       }
       default:
