@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import {
+  debug,
   DriverError,
   isDriverError,
   waitFor,
@@ -282,11 +283,12 @@ class VirtualBoxDriver implements Driver {
     const existing = parseHostOnlyInterfaces((await vbox.run(['list', 'hostonlyifs'], { signal })).stdout);
     const match = existing.find((i) => i.ip === cidr.hostIp && i.mask === cidr.mask);
     if (match) {
-      // An interface tmachine made is shared by its machines (the last one removes it);
+      // An interface tmachine made is recorded by every machine on it, and removed by
+      // whichever goes last (removeResource checks, under the lock, that no VM uses it);
       // one the user made is theirs and is never recorded.
       const made = await vbox.run(['getextradata', 'global', `${CREATED_KEY}/${match.name}`], { signal });
       if (/^Value:/m.test(made.stdout)) {
-        await this.context.undo.record({ kind: RESOURCE.hostOnly, id: match.name, label: `host-only interface ${match.name}`, shared: true, details: { cidr: `${cidr.hostIp}/${cidr.prefix}` } });
+        await this.context.undo.record({ kind: RESOURCE.hostOnly, id: match.name, label: `host-only interface ${match.name}`, details: { cidr: `${cidr.hostIp}/${cidr.prefix}` } });
       }
       return match.name;
     }
@@ -300,7 +302,7 @@ class VirtualBoxDriver implements Driver {
     const created = await vbox.run(['hostonlyif', 'create'], { signal });
     const name = /Interface '([^']+)' was successfully created/.exec(created.stdout)?.[1];
     if (!name) throw new DriverError('failed', `VBoxManage hostonlyif create printed no interface name: ${created.stdout.trim()}`);
-    await this.context.undo.record({ kind: RESOURCE.hostOnly, id: name, label: `host-only interface ${name}`, shared: true, details: { cidr: `${cidr.hostIp}/${cidr.prefix}` } });
+    await this.context.undo.record({ kind: RESOURCE.hostOnly, id: name, label: `host-only interface ${name}`, details: { cidr: `${cidr.hostIp}/${cidr.prefix}` } });
     await vbox.run(['setextradata', 'global', `${CREATED_KEY}/${name}`, 'yes'], { signal });
     await vbox.run(['hostonlyif', 'ipconfig', name, '--ip', cidr.hostIp, '--netmask', cidr.mask], { signal });
     return name;
@@ -336,37 +338,51 @@ class VirtualBoxDriver implements Driver {
             deadlineMs: 60_000,
           });
         }
-        await vbox.run(['unregistervm', entry.id, '--delete']).catch((e: unknown) => {
+        // --delete-all (VirtualBox 7): the disks and the DVD images in the VM folder go with it.
+        await vbox.run(['unregistervm', entry.id, '--delete-all']).catch((e: unknown) => {
           if (!isDriverError(e, 'not-found')) throw e;
         });
+        const settings = info.get('CfgFile');
+        if (settings) {
+          await fsp.rm(path.join(path.dirname(settings), 'console.log'), { force: true });
+          await fsp.rmdir(path.dirname(settings)).catch(() => undefined);
+        }
         return;
       }
       case RESOURCE.disk:
       case RESOURCE.seed: {
         const kind = entry.kind === RESOURCE.disk ? 'disk' : 'dvd';
         if (fs.existsSync(entry.id)) {
-          await vbox.run(['closemedium', kind, entry.id]).catch((e: unknown) => {
-            if (!(e instanceof VBoxManageError)) throw e;
-          });
+          const closed = await vbox.run(['closemedium', kind, entry.id]).then(
+            () => true,
+            (e: unknown) => {
+              if (!(e instanceof VBoxManageError)) throw e;
+              // Still attached to the VM: removing the VM (next, it is older) deletes it.
+              return !/attached/i.test(e.detail);
+            },
+          );
+          if (!closed) return;
         }
         await fsp.rm(entry.id, { force: true });
-        // The VM folder goes with its last file (unregistervm --delete leaves a non-empty one).
         await fsp.rmdir(path.dirname(entry.id)).catch(() => undefined);
         return;
       }
       case RESOURCE.hostOnly: {
-        // Shared by every VM on that network: kept while any VM still uses it.
-        for (const vm of parseVmList((await vbox.run(['list', 'vms'])).stdout)) {
-          const info = await vbox.machineInfo(vm.uuid);
-          if (info && [...info.entries()].some(([k, v]) => /^hostonlyadapter\d+$/.test(k) && v === entry.id)) {
-            this.context.note(`kept host-only interface ${entry.id}: VM "${vm.name}" still uses it`);
-            return;
+        // Every machine on a tmachine-made interface records it; the last one removes it.
+        // Under the lock, so two machines removed at once cannot both see the other's VM.
+        await this.withHostOnlyLock(async () => {
+          for (const vm of parseVmList((await vbox.run(['list', 'vms'])).stdout)) {
+            const info = await vbox.machineInfo(vm.uuid);
+            if (info && [...info.entries()].some(([k, v]) => /^hostonlyadapter\d+$/.test(k) && v === entry.id)) {
+              debug('virtualbox', `kept host-only interface ${entry.id}: VM "${vm.name}" still uses it`);
+              return;
+            }
           }
-        }
-        await vbox.run(['hostonlyif', 'remove', entry.id]).catch((e: unknown) => {
-          if (!isDriverError(e, 'not-found')) throw e;
+          await vbox.run(['hostonlyif', 'remove', entry.id]).catch((e: unknown) => {
+            if (!isDriverError(e, 'not-found')) throw e;
+          });
+          await vbox.run(['setextradata', 'global', `${CREATED_KEY}/${entry.id}`]);
         });
-        await vbox.run(['setextradata', 'global', `${CREATED_KEY}/${entry.id}`]);
         return;
       }
       default:

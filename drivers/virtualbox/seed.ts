@@ -3,6 +3,8 @@ import { stringify } from 'yaml';
 import { buildIsoImage } from './iso9660.js';
 
 export const SSH_USER = 'docker';
+/** No line folding: an SSH key stays on one line, as people read it. */
+const YAML_OPTIONS = { lineWidth: 0 };
 
 export interface SeedInput {
   instanceId: string;
@@ -28,7 +30,7 @@ export function colonMac(mac: string): string {
 }
 
 export function seedFiles(input: SeedInput): SeedFiles {
-  const metaData = stringify({ 'instance-id': input.instanceId, 'local-hostname': input.hostname });
+  const metaData = stringify({ 'instance-id': input.instanceId, 'local-hostname': input.hostname }, YAML_OPTIONS);
   const userData =
     '#cloud-config\n' +
     stringify({
@@ -46,7 +48,7 @@ export function seedFiles(input: SeedInput): SeedFiles {
       ],
       ssh_pwauth: false,
       disable_root: true,
-    });
+    }, YAML_OPTIONS);
   // Network config v2: NIC 1 takes DHCP from the NAT engine (outbound traffic), NIC 2 gets
   // the fixed host-only address the swarm advertises, so it survives restarts.
   const networkConfig = stringify({
