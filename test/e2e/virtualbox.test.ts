@@ -132,11 +132,11 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
     const addresses = new Set([m1, w1, w2].map((n) => fake.host(n)!.ip));
     expect([...addresses].sort()).toEqual(['192.168.56.10', '192.168.56.11', '192.168.56.12']);
     ok(await cli(['swarm', 'bootstrap', '--manager', m1, '--worker', w1, '--worker', w2]));
-    const nodes = ok(await cli(['ssh', m1, '--', 'docker', 'node', 'ls', '--format', '{{.Hostname}}={{.Status}}'])).stdout;
+    const nodes = ok(await cli(['ssh', m1, '--', "docker node ls --format '{{.Hostname}}={{.Status}}'"])).stdout;
     for (const n of [m1, w1, w2]) expect(nodes).toContain(`${n}=Ready`);
-    const advertised = ok(await cli(['ssh', m1, '--', 'docker', 'node', 'inspect', '--format', '{{.Description.Hostname}}={{.Status.Addr}}', m1, w1, w2])).stdout;
+    const advertised = ok(await cli(['ssh', m1, '--', `docker node inspect --format '{{.Description.Hostname}}={{.Status.Addr}}' ${m1} ${w1} ${w2}`])).stdout;
     for (const n of [m1, w1, w2]) expect(advertised).toContain(`${n}=${fake.host(n)!.ip}`);
-    expect(ok(await cli(['ssh', m1, '--', 'docker', 'info', '--format', '{{.Swarm.NodeAddr}}'])).stdout.trim()).toBe('192.168.56.10');
+    expect(ok(await cli(['ssh', m1, '--', "docker info --format '{{.Swarm.NodeAddr}}'"])).stdout.trim()).toBe('192.168.56.10');
   });
 
   it('stop (ACPI), start, kill (power off) and rm -y issue the right calls and leave no VM, disk or seed', async () => {
