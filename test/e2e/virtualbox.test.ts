@@ -128,7 +128,8 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
   });
 
   it('the seeds flow: worker1 and worker2, then swarm bootstrap forms a swarm advertised on the host-only addresses', async () => {
-    ok(await cli(['create', '--driver', 'virtualbox', '--engine-bundle', lab.bundlePath, w1, w2]));
+    // Workers get a short ACPI grace time: the stop test below lets one ignore the button.
+    ok(await cli(['create', '--driver', 'virtualbox', '--engine-bundle', lab.bundlePath, '--virtualbox-stop-timeout', '5', w1, w2]));
     const addresses = new Set([m1, w1, w2].map((n) => fake.host(n)!.ip));
     expect([...addresses].sort()).toEqual(['192.168.56.10', '192.168.56.11', '192.168.56.12']);
     ok(await cli(['swarm', 'bootstrap', '--manager', m1, '--worker', w1, '--worker', w2]));
@@ -139,7 +140,7 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
     expect(ok(await cli(['ssh', m1, '--', "docker info --format '{{.Swarm.NodeAddr}}'"])).stdout.trim()).toBe('192.168.56.10');
   });
 
-  it('stop (ACPI), start, kill (power off) and rm -y issue the right calls and leave no VM, disk or seed', async () => {
+  it('stop (ACPI, then power off after the timeout), start, kill (power off) and rm -y issue the right calls and leave no VM, disk or seed', async () => {
     const uuid = Object.values(fake.state().vms).find((v) => v.name === w2)!.uuid;
     let mark = fake.calls().length;
     ok(await cli(['stop', w2]));
@@ -156,6 +157,18 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
     ok(await cli(['kill', w2]));
     expect(callsSince(mark)).toContainEqual(['controlvm', uuid, 'poweroff']);
     expect(ok(await cli(['status', w2])).stdout.trim()).toBe('Stopped');
+
+    // A guest that ignores the ACPI power button is powered off after --virtualbox-stop-timeout.
+    const w1uuid = Object.values(fake.state().vms).find((v) => v.name === w1)!.uuid;
+    mark = fake.calls().length;
+    const ignored = ok(await cli(['stop', w1], { TMACHINE_FAKE_VBOX_FAULTS: 'acpi-ignored' }));
+    const stopCalls = callsSince(mark).filter((c) => c[0] === 'controlvm');
+    expect(stopCalls).toEqual([
+      ['controlvm', w1uuid, 'acpipowerbutton'],
+      ['controlvm', w1uuid, 'poweroff'],
+    ]);
+    expect(ignored.stderr).toContain(`${w1}: ${w1} did not shut down within 5s of the ACPI power button; powered it off`);
+    expect(ok(await cli(['status', w1])).stdout.trim()).toBe('Stopped');
 
     mark = fake.calls().length;
     ok(await cli(['rm', '-y', m1, w1, w2]));
