@@ -159,6 +159,11 @@ class VirtualBoxDriver implements Driver {
     const diskPath = path.join(vmDir, 'disk.vdi');
     await vbox.run(['clonemedium', 'disk', base.vdiPath, diskPath, '--format', 'VDI'], { signal });
     await ctx.undo.record({ kind: RESOURCE.disk, id: diskPath, label: `disk ${path.basename(diskPath)} of ${name}` });
+    // clonemedium registered the cached base too; VirtualBox's media list should not keep
+    // a cache file (a clone running in parallel may still hold it: then the next one closes it).
+    await vbox.run(['closemedium', 'disk', base.vdiPath], { signal }).catch((e: unknown) => {
+      if (!(e instanceof VBoxManageError)) throw e;
+    });
     this.saved.diskPath = diskPath;
     await ctx.saveState();
     await this.resizeDisk(diskPath);

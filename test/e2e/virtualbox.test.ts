@@ -37,7 +37,7 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
   const cli = (args: string[], extra: Record<string, string> = {}) => s.cli(args, { env: { ...env, TMACHINE_CACHE_PATH: cache, ...extra } });
   const callsSince = (n: number) => fake.calls().slice(n);
   const vmDirsLeft = () => Object.values(fake.state().vms);
-  const mediaOutsideCache = () => Object.values(fake.state().media).filter((m) => !m.location.startsWith(cache));
+  const mediaLeft = () => Object.values(fake.state().media);
 
   beforeAll(async () => {
     lab = await prepareLab();
@@ -115,6 +115,13 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
     expect(log).toMatch(/Adding user docker/);
     expect(ok(await cli(['ssh', m1, '--', 'id', '-un'])).stdout.trim()).toBe('docker');
     expect(ok(await cli(['ssh', m1, '--', 'hostname'])).stdout.trim()).toBe(m1);
+    // The SSH host key was pinned from what cloud-init printed on the serial console (console.log), and is the host's own.
+    const record = JSON.parse(fs.readFileSync(path.join(s.store, 'machines', m1, 'config.json'), 'utf8')) as { ssh: { hostKey: { key: string } } };
+    const consoleLog = fs.readFileSync(path.join(path.dirname(seed), 'console.log'), 'utf8');
+    expect(consoleLog).toContain('-----BEGIN SSH HOST KEY KEYS-----');
+    expect(consoleLog).toContain(record.ssh.hostKey.key);
+    expect((await host.hostKeys()).join('\n')).toContain(record.ssh.hostKey.key);
+    expect(ok(await cli(['ls', '--format', '{{.Name}} {{.DriverName}} {{.State}}'])).stdout).toContain(`${m1} virtualbox running`);
 
     // The machine's address is the host-only one; the engine answers there over TLS only.
     const ip = ok(await cli(['ip', m1])).stdout.trim();
@@ -154,6 +161,15 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
     expect(ok(await cli(['ssh', w2, '--', 'hostname'])).stdout.trim()).toBe(w2);
 
     mark = fake.calls().length;
+    ok(await cli(['restart', w2]));
+    const restart = callsSince(mark).filter((c) => c[0] === 'controlvm' || c[0] === 'startvm');
+    expect(restart).toEqual([
+      ['controlvm', uuid, 'acpipowerbutton'],
+      ['startvm', uuid, '--type', 'headless'],
+    ]);
+    expect(ok(await cli(['ssh', w2, '--', 'hostname'])).stdout.trim()).toBe(w2);
+
+    mark = fake.calls().length;
     ok(await cli(['kill', w2]));
     expect(callsSince(mark)).toContainEqual(['controlvm', uuid, 'poweroff']);
     expect(ok(await cli(['status', w2])).stdout.trim()).toBe('Stopped');
@@ -176,7 +192,7 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
     expect(removal.filter((c) => c[0] === 'unregistervm' && c.includes('--delete-all'))).toHaveLength(3);
     expect(removal).toContainEqual(['hostonlyif', 'remove', 'vboxnet0']);
     expect(vmDirsLeft()).toEqual([]);
-    expect(mediaOutsideCache()).toEqual([]);
+    expect(mediaLeft()).toEqual([]);
     expect(fake.state().hostonlyifs).toEqual({});
     for (const n of [m1, w1, w2]) expect(fs.existsSync(path.join(s.store, 'machines', n))).toBe(false);
     expect(await lab.docker.listContainers({ all: true, filters: { label: [`tmachine.test=vbox-${run}`] } })).toEqual([]);
@@ -186,7 +202,7 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
   const nothingLeft = async (name: string) => {
     expect(fs.existsSync(path.join(s.store, 'machines', name))).toBe(false);
     expect(vmDirsLeft()).toEqual([]);
-    expect(mediaOutsideCache()).toEqual([]);
+    expect(mediaLeft()).toEqual([]);
     expect(fake.state().hostonlyifs).toEqual({});
   };
   const failsWith = async (args: string[], extra: Record<string, string>, message: RegExp) => {
