@@ -99,7 +99,7 @@ class VirtualBoxDriver implements Driver {
       const vtx = /^Processor supports HW virtualization:\s*(\w+)/m.exec(host.stdout)?.[1];
       if (vtx !== 'yes') {
         throw new DriverError('unsupported', 'this computer has no hardware virtualization (VT-x/AMD-V) enabled, which VirtualBox needs for 64-bit guests', {
-          hint: 'enable VT-x/AMD-V in the firmware (BIOS/UEFI) settings, or pass --virtualbox-no-vtx-check to skip this check',
+          hint: 'enable VT-x/AMD-V in the BIOS/UEFI settings, or pass --virtualbox-no-vtx-check to skip this check',
         });
       }
     }

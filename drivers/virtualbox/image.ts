@@ -143,7 +143,7 @@ async function publishedChecksum(request: BootImageRequest): Promise<Expected> {
   ] as const) {
     const sumsUrl = new URL(file, url).toString();
     tried.push(sumsUrl);
-    const response = await get(sumsUrl, request);
+    const response = await get(sumsUrl, request, 'the checksums of the boot image');
     if (response.status === 404) {
       await response.body?.cancel();
       continue;
@@ -179,7 +179,7 @@ async function localChecksum(file: string): Promise<Expected | undefined> {
 }
 
 /** GET with a deadline for the response headers; network failures become `unreachable`. */
-async function get(url: string, request: BootImageRequest): Promise<Response> {
+async function get(url: string, request: BootImageRequest, what = 'the boot image'): Promise<Response> {
   const stallMs = request.stallMs ?? 30_000;
   const headers = new AbortController();
   const timer = setTimeout(() => headers.abort(new Error(`no answer within ${Math.round(stallMs / 1000)}s`)), stallMs);
@@ -189,7 +189,7 @@ async function get(url: string, request: BootImageRequest): Promise<Response> {
     if (request.signal.aborted) throw new DriverError('interrupted', 'interrupted while downloading the boot image');
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     const why = headers.signal.aborted ? `no answer within ${Math.round(stallMs / 1000)}s` : (cause?.code ?? cause?.message ?? (error as Error).message);
-    throw new DriverError('unreachable', `could not download the boot image from ${url}: ${why}`, {
+    throw new DriverError('unreachable', `could not download ${what} from ${url}: ${why}`, {
       hint: 'check --virtualbox-image-url and that this computer reaches it',
     });
   } finally {

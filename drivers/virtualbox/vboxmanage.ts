@@ -60,7 +60,7 @@ export function findVBoxManage(given: string | undefined): string {
     }
   }
   throw new DriverError('unsupported', 'VBoxManage was not found on PATH', {
-    hint: 'install VirtualBox 7 (https://www.virtualbox.org), or pass --virtualbox-vboxmanage with the path of VBoxManage',
+    hint: 'install VirtualBox 7 from virtualbox.org, or pass --virtualbox-vboxmanage with the path of VBoxManage',
   });
 }
 

@@ -237,7 +237,7 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
 
   it('an image URL that does not answer', async () => {
     const url = `http://127.0.0.1:${await closedPort()}/${IMAGE}`;
-    await failsWith(['create', '--driver', 'virtualbox', s.name('f5')], { VIRTUALBOX_IMAGE_URL: url }, /^Error: .*could not download the boot image from http:\/\/127\.0\.0\.1:\d+\/SHA512SUMS: ECONNREFUSED/);
+    await failsWith(['create', '--driver', 'virtualbox', s.name('f5')], { VIRTUALBOX_IMAGE_URL: url }, /^Error: .*could not download the checksums of the boot image from http:\/\/127\.0\.0\.1:\d+\/SHA512SUMS: ECONNREFUSED/);
   });
 
   it('an image whose checksum does not match', async () => {

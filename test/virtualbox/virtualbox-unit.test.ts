@@ -6,6 +6,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -237,8 +238,23 @@ describe('boot image: downloaded once, checked against SHA512SUMS, converted onc
     const url = `http://127.0.0.1:${await closedPort()}/debian-12-generic-amd64.raw`;
     const failure = (await ensureBaseDisk(vbox, request(url)).catch((e: unknown) => e)) as DriverError;
     expect(failure.kind).toBe('unreachable');
-    expect(failure.message).toContain('could not download the boot image from http://127.0.0.1:');
+    expect(failure.message).toContain('could not download the checksums of the boot image from http://127.0.0.1:');
     expect(failure.message).toContain('ECONNREFUSED');
+  });
+
+  it('a server that accepts the connection but never answers ends the download after the stall time', async () => {
+    const held: net.Socket[] = [];
+    const silent = net.createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const failure = (await ensureBaseDisk(vbox, request(`http://127.0.0.1:${port}/${'debian-12-generic-amd64.raw'}`, { stallMs: 1_000 })).catch((e: unknown) => e)) as DriverError;
+      expect(failure.kind).toBe('unreachable');
+      expect(failure.message).toBe(`could not download the checksums of the boot image from http://127.0.0.1:${port}/SHA512SUMS: no answer within 1s`);
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
   });
 
   it('an image with no checksum file next to it needs --virtualbox-image-checksum, which then is used', async () => {
