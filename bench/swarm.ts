@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureHostImage } from '../drivers/docker/host-image.js';
 import { ensureLocalEngine } from '../drivers/docker/local-engine.js';
-import { buildBundleFromDebian } from '../src/engine/bundle.js';
+import { buildBundleFromDebian } from '../src/engine/debian-bundle.js';
 
 const TARGET_S = 30;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -23,7 +23,7 @@ import { TmachineError } from '../errors.js';
 import type { MachineRecord } from '../store/machine-record.js';
 import type { Store } from '../store/store.js';
 import { debug, warn } from '../ui/log.js';
-import { registerSecret } from '../ui/redact.js';
+import { registerSecret } from '../redact.js';
 
 // Drivers log and register secrets through the kit; the core redacts and honours --debug.
 setDebugSink((scope, message) => debug(scope, message));

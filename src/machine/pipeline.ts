@@ -13,6 +13,7 @@ import { engineClient } from '../engine/client.js';
 import { TmachineError } from '../errors.js';
 import type { Phase, PhaseRun, PlanReport } from '../plan/types.js';
 import { generateKeyPair } from '../ssh/keys.js';
+import { SshPool } from '../ssh/pool.js';
 import type { RemoteHost } from '../ssh/types.js';
 import { STORE_SCHEMA_VERSION, type EngineOptions, type MachineRecord } from '../store/machine-record.js';
 import type { Store } from '../store/store.js';
@@ -41,6 +42,8 @@ export interface MachinesContext {
   madeTogether: Set<string>;
   /** Machines this plan removed again (unfinished); for the summary. */
   discarded: string[];
+  /** One SSH connection per host for every phase of the command; the command closes it. */
+  ssh: SshPool;
 }
 
 export function machinesContext(store: Store, options: Partial<Omit<MachinesContext, 'store' | 'instances' | 'madeTogether' | 'discarded'>> & { engineSource?: MachinesContext['engineSource'] }): MachinesContext {
@@ -56,6 +59,7 @@ export function machinesContext(store: Store, options: Partial<Omit<MachinesCont
     instances: new Map(),
     madeTogether: new Set(),
     discarded: [],
+    ssh: new SshPool(),
   };
 }
 
@@ -218,7 +222,7 @@ async function machinePipeline(ctx: MachinesContext, name: string, run: PhaseRun
             r.addresses = addresses;
           });
           const published = (await driver.publishedHostKeys?.()) ?? undefined;
-          const connection = await connectMachine(store, record, { waitMs: 90_000, ...(published ? { publishedHostKeys: published } : {}) });
+          const connection = await ctx.ssh.get(name, () => connectMachine(store, record, { waitMs: 90_000, ...(published ? { publishedHostKeys: published } : {}) }));
           host = provisioningHost(store, record, connection);
         },
       });
@@ -235,11 +239,14 @@ async function machinePipeline(ctx: MachinesContext, name: string, run: PhaseRun
     }
     const source = await ctx.engineSource(record.engine);
     if (!run.dryRun) record = await recordEngineSource(store, name, source);
-    host ??= provisioningHost(store, record, await connectMachine(store, record));
+    const current = record;
+    host ??= provisioningHost(store, record, await ctx.ssh.get(name, () => connectMachine(store, current)));
     await provisionSteps(ctx, record, host, source, run);
     if (!run.dryRun) await store.update(name, (r) => void delete r.creating);
-  } finally {
+  } catch (error) {
+    // A connection that failed half-way is not worth keeping for later phases.
     host?.close();
+    throw error;
   }
 }
 

@@ -13,7 +13,7 @@ import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import { TmachineError } from '../errors.js';
 import { debug } from '../ui/log.js';
-import { registerSecret } from '../ui/redact.js';
+import { registerSecret } from '../redact.js';
 import {
   fingerprintOfPrivateKey,
   hostKeyAlgorithmsFor,

@@ -47,6 +47,8 @@ export interface BootstrapReport {
     /** Wall time of the swarm steps (init, joins, roles, labels). */
     swarmMs: number;
     totalMs: number;
+    /** Every step of the plan with its host and wall time, in the order they ended (--timings). */
+    steps: Array<{ host: string; step: string; ms: number; outcome: string }>;
   };
 }
 
@@ -167,6 +169,9 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
       ...(options.signal ? { signal: options.signal } : {}),
       listener: progress.listener,
     });
+  } catch (error) {
+    await context.ssh.closeAll();
+    throw error;
   } finally {
     await progress.finished();
   }
@@ -178,8 +183,9 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
       const id = (await swarmInfo(m.docker)).nodeId;
       await store.update(name, (r) => void (r.swarm = { ...r.swarm, nodeId: id }));
     }
-    await warnWithoutIpvs(store, firstManager);
+    await warnWithoutIpvs(store, firstManager, context);
   }
+  await context.ssh.closeAll();
   const steps = new Map<string, StepResult[]>();
   for (const r of report.results) {
     if (r.phase === 'machine' || r.phase === 'members') continue;
@@ -190,7 +196,13 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
     created: [...creates.keys()],
     steps,
     unchanged: report.unchanged,
-    timings: { machines: machineTimings(report), machinesWallMs, swarmMs, totalMs: Date.now() - started },
+    timings: {
+      machines: machineTimings(report),
+      machinesWallMs,
+      swarmMs,
+      totalMs: Date.now() - started,
+      steps: report.results.map((r) => ({ host: r.host ?? desired.name, step: r.phase, ms: r.ms, outcome: r.outcome })),
+    },
   };
 }
 
@@ -291,17 +303,13 @@ function lazyPrune(store: Store, dropped: string[], keep: Set<string>): Step<Con
  * Service VIPs and the routing mesh need IPVS in the host kernel; some kernels (this lab's,
  * minimal cloud kernels) have none. One line says so, and what works instead.
  */
-async function warnWithoutIpvs(store: Store, machine: string): Promise<void> {
+async function warnWithoutIpvs(store: Store, machine: string, ctx: MachinesContext): Promise<void> {
   const record = await store.load(machine).catch(() => undefined);
   if (!record) return;
-  const connection = await connectMachine(store, record).catch(() => undefined);
+  const connection = await ctx.ssh.get(machine, () => connectMachine(store, record)).catch(() => undefined);
   if (!connection) return;
-  try {
-    const probe = await connection.exec('test -e /proc/net/ip_vs || { sudo -n modprobe ip_vs 2>/dev/null; test -e /proc/net/ip_vs; }');
-    if (probe.code !== 0) {
-      warn(`the kernel of ${machine} has no IPVS: service VIPs and the ingress routing mesh will not work; use endpoint_mode: dnsrr and ports with mode: host`);
-    }
-  } finally {
-    connection.close();
+  const probe = await connection.exec('test -e /proc/net/ip_vs || { sudo -n modprobe ip_vs 2>/dev/null; test -e /proc/net/ip_vs; }');
+  if (probe.code !== 0) {
+    warn(`the kernel of ${machine} has no IPVS: service VIPs and the ingress routing mesh will not work; use endpoint_mode: dnsrr and ports with mode: host`);
   }
 }

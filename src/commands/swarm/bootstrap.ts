@@ -11,6 +11,7 @@ import { requireCluster } from '../../swarm/cluster-record.js';
 import { clusterStatus, formatStatus } from '../../swarm/status.js';
 import { info, warn } from '../../ui/log.js';
 import { withInterrupts } from '../../ui/interrupt.js';
+import { formatTimings } from '../../ui/timings.js';
 
 export default class SwarmBootstrap extends BaseCommand {
   static override summary = 'Create, provision and join machines into a swarm; running it again converges';
@@ -34,6 +35,7 @@ export default class SwarmBootstrap extends BaseCommand {
     strict: Flags.boolean({ description: 'An even manager count is an error, not a warning' }),
     'keep-on-failure': Flags.boolean({ description: 'Keep what a failed create made' }),
     json: Flags.boolean({ description: 'Print the result as JSON' }),
+    timings: Flags.boolean({ description: 'Print how long each step took on each host (stderr)' }),
     ...engineFlags,
   };
 
@@ -81,6 +83,7 @@ export default class SwarmBootstrap extends BaseCommand {
       }
       return;
     }
+    if (flags.timings) process.stderr.write(formatTimings(report.timings.steps));
     const status = await clusterStatus(store, await requireCluster(store, desired.name));
     if (flags.json) return this.printJson({ ...status, unchanged: report.unchanged, created: report.created, timings: report.timings });
     if (report.unchanged) info('Every step was already done; nothing changed.');
