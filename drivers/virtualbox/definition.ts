@@ -84,5 +84,6 @@ export const definition = defineDriver<VirtualBoxOptions, VirtualBoxState>({
   ],
   optionsSchema,
   stateSchema,
+  detect: async () => (await import('./vboxmanage.js')).detectVirtualBox(),
   load: async () => (await import('./driver.js')).implementation,
 });

@@ -170,3 +170,21 @@ export function parseVmList(text: string): Array<{ name: string; uuid: string }>
   }
   return out;
 }
+
+/** Whether VirtualBox 7 answers here (for `detect`): VBoxManage on PATH and its version. */
+export async function detectVirtualBox(): Promise<{ usable: boolean; reason: string }> {
+  let executable: string;
+  try {
+    executable = findVBoxManage(undefined);
+  } catch (error) {
+    return { usable: false, reason: error instanceof Error ? error.message : String(error) };
+  }
+  try {
+    const { stdout } = await new VBoxManage(executable).run(['--version'], { timeoutMs: 10_000 });
+    const version = stdout.trim().split(/\r?\n/).pop() ?? '';
+    const major = Number(/^(\d+)\./.exec(version)?.[1] ?? NaN);
+    return major >= 7 ? { usable: true, reason: `VirtualBox ${version} (${executable})` } : { usable: false, reason: `VirtualBox ${version} is older than 7.0` };
+  } catch (error) {
+    return { usable: false, reason: error instanceof Error ? error.message : String(error) };
+  }
+}

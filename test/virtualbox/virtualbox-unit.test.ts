@@ -162,6 +162,21 @@ describe('fake VBoxManage: arguments checked and output printed as VirtualBox 7 
     expect((await vbm(['list', 'hostinfo'], 'no-vtx')).stdout).toMatch(/^Processor supports HW virtualization: no$/m);
   });
 
+  it('the driver detects VirtualBox 7 through it, and says why not without it', async () => {
+    const { definition } = await import('../../drivers/virtualbox/definition.js');
+    const saved = process.env['PATH'];
+    try {
+      process.env['PATH'] = `${FAKE_VBOX_BIN}${path.delimiter}${saved ?? ''}`;
+      process.env['TMACHINE_FAKE_VBOX_HOME'] = home;
+      expect(await definition.detect!()).toMatchObject({ usable: true, reason: expect.stringMatching(/^VirtualBox 7\.\d+\.\d+r\d+ /) });
+      process.env['PATH'] = '/nonexistent';
+      expect(await definition.detect!()).toEqual({ usable: false, reason: 'VBoxManage was not found on PATH' });
+    } finally {
+      process.env['PATH'] = saved;
+      delete process.env['TMACHINE_FAKE_VBOX_HOME'];
+    }
+  });
+
   it('records every call in order', () => {
     const calls = fs
       .readFileSync(path.join(home, 'calls.jsonl'), 'utf8')
