@@ -250,7 +250,7 @@ class VirtualBoxDriver implements Driver {
     const info = await this.vbox().run(['showmediuminfo', 'disk', diskPath], { signal: this.context.signal });
     const capacity = Number(/^Capacity:\s*(\d+)\s*MBytes/m.exec(info.stdout)?.[1] ?? 0);
     if (capacity >= wanted) {
-      if (capacity > wanted) this.context.note(`the boot image is already ${capacity} MB; the disk of ${this.context.machineName} stays that size (VirtualBox cannot shrink disks)`);
+      if (capacity > wanted) this.context.note(`the boot image is already ${capacity} MB, more than --virtualbox-disk-size; the disk stays that size (VirtualBox cannot shrink disks)`);
       return;
     }
     await this.vbox().run(['modifymedium', 'disk', diskPath, '--resize', String(wanted)], { signal: this.context.signal });
@@ -436,7 +436,7 @@ class VirtualBoxDriver implements Driver {
     } catch (error) {
       if (!isDriverError(error, 'timeout')) throw error;
       await vbox.run(['controlvm', uuid, 'poweroff']);
-      this.context.note(`${this.context.machineName} did not shut down within ${timeoutS}s of the ACPI power button; powered it off`);
+      this.context.note(`did not shut down within ${timeoutS}s of the ACPI power button; powered it off`);
     }
   }
 
