@@ -14,6 +14,7 @@ import { TmachineError } from '../errors.js';
 import type { Phase, PhaseRun, PlanReport } from '../plan/types.js';
 import { generateKeyPair } from '../ssh/keys.js';
 import { SshPool } from '../ssh/pool.js';
+import { PeerBundleRelay } from './bundle-relay.js';
 import type { RemoteHost } from '../ssh/types.js';
 import { STORE_SCHEMA_VERSION, type EngineOptions, type MachineRecord } from '../store/machine-record.js';
 import type { Store } from '../store/store.js';
@@ -44,6 +45,8 @@ export interface MachinesContext {
   discarded: string[];
   /** One SSH connection per host for every phase of the command; the command closes it. */
   ssh: SshPool;
+  /** One bundle upload from the workstation per command; the other hosts fetch from a peer. */
+  relay: PeerBundleRelay | undefined;
 }
 
 export function machinesContext(store: Store, options: Partial<Omit<MachinesContext, 'store' | 'instances' | 'madeTogether' | 'discarded'>> & { engineSource?: MachinesContext['engineSource'] }): MachinesContext {
@@ -60,6 +63,8 @@ export function machinesContext(store: Store, options: Partial<Omit<MachinesCont
     madeTogether: new Set(),
     discarded: [],
     ssh: new SshPool(),
+    // TMACHINE_BUNDLE_RELAY=off uploads to every host (benchmarks compare the two).
+    relay: process.env['TMACHINE_BUNDLE_RELAY'] === 'off' ? undefined : new PeerBundleRelay(store),
   };
 }
 
@@ -171,11 +176,11 @@ async function discardIfUnfinished(ctx: MachinesContext, name: string): Promise<
 }
 
 /** The per-machine pipeline: host, SSH, OS, provisioning steps, engine record. */
-export function machinesPhase(title = 'machines'): Phase<MachinesContext> {
+export function machinesPhase(title = 'machines', concurrency?: number): Phase<MachinesContext> {
   return {
     id: 'machine',
     title,
-    scope: { kind: 'parallel' },
+    scope: { kind: 'parallel', ...(concurrency ? { concurrency } : {}) },
     pipeline: true,
     run: async (ctx, run) => {
       const name = run.host!;
@@ -275,6 +280,7 @@ async function provisionSteps(ctx: MachinesContext, record: MachineRecord, host:
     sshPort: record.ssh.port,
     probe: async () => (await engineClient(record, tls, 10_000).version()).Version,
     ...(putFile ? { fastUpload: (local: string, remote: string) => putFile(local, remote, { mode: 0o600 }) } : {}),
+    ...(ctx.relay ? { bundleRelay: ctx.relay } : {}),
   };
   run.report(`${os.prettyName} (${os.arch})`);
   const provisionContext = context;

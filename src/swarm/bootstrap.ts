@@ -14,6 +14,7 @@ import { connectMachine } from '../machine/connect.js';
 import { createTogetherPhase, machinesContext, machinesPhase, machineTimings, type CreateTimings, type MachinesContext } from '../machine/pipeline.js';
 import { runPlan } from '../plan/runner.js';
 import type { Phase, PlanReport, StepResult } from '../plan/types.js';
+import { uploadedBytes } from '../ssh/connection.js';
 import type { Step } from '../steps.js';
 import type { Store } from '../store/store.js';
 import { planProgress, type ProgressMode } from '../ui/plan-progress.js';
@@ -31,6 +32,8 @@ export interface BootstrapOptions {
   signal?: AbortSignal;
   /** How long to wait for another command that holds the cluster lock. */
   lockWaitMs?: number;
+  /** At most this many machines worked on at once (default: all). */
+  concurrency?: number;
 }
 
 export interface BootstrapReport {
@@ -47,6 +50,10 @@ export interface BootstrapReport {
     /** Wall time of the swarm steps (init, joins, roles, labels). */
     swarmMs: number;
     totalMs: number;
+    /** Bytes uploaded to hosts by this command (the bundle relay keeps it at one bundle). */
+    uploadedBytes: number;
+    /** Hosts that fetched the bundle from a peer instead of from this computer. */
+    relayed: string[];
     /** Every step of the plan with its host and wall time, in the order they ended (--timings). */
     steps: Array<{ host: string; step: string; ms: number; outcome: string }>;
   };
@@ -137,7 +144,7 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
 
   const phases: Phase<BootstrapContext>[] = [
     createTogetherPhase() as Phase<BootstrapContext>,
-    machinesPhase() as Phase<BootstrapContext>,
+    machinesPhase('machines', options.concurrency) as Phase<BootstrapContext>,
     {
       id: 'members',
       title: 'gather the swarm members',
@@ -148,7 +155,7 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
     },
     stepPhase('swarm-init', 'swarm init', { kind: 'cluster' }, (ctx) => (ctx.converge.members.has(firstManager) ? [firstManager] : []), () => initStep(firstManager)),
     stepPhase('swarm-join-managers', 'join the swarm as manager', { kind: 'serial' }, (ctx, hosts) => present(ctx, hosts, 'manager').filter((h) => h !== firstManager), (h) => joinStep(node(h))),
-    stepPhase('swarm-join-workers', 'join the swarm as worker', { kind: 'parallel' }, (ctx, hosts) => present(ctx, hosts, 'worker'), (h) => joinStep(node(h))),
+    stepPhase('swarm-join-workers', 'join the swarm as worker', { kind: 'parallel', ...(options.concurrency ? { concurrency: options.concurrency } : {}) }, (ctx, hosts) => present(ctx, hosts, 'worker'), (h) => joinStep(node(h))),
     stepPhase('swarm-roles', 'role and labels', { kind: 'parallel' }, (ctx, hosts) => present(ctx, hosts), (h) => combine(roleStep(node(h)), labelStep(node(h)))),
   ];
   if (options.prune) {
@@ -201,6 +208,8 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
       machinesWallMs,
       swarmMs,
       totalMs: Date.now() - started,
+      uploadedBytes: uploadedBytes(),
+      relayed: context.relay?.fetched ?? [],
       steps: report.results.map((r) => ({ host: r.host ?? desired.name, step: r.phase, ms: r.ms, outcome: r.outcome })),
     },
   };
