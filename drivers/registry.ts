@@ -13,6 +13,7 @@ type DefinitionModule = { definition: AnyDriverDefinition };
 const builtIn: Record<string, () => Promise<DefinitionModule>> = {
   docker: () => import('./docker/definition.js'),
   generic: () => import('./generic/definition.js'),
+  ec2: () => import('./ec2/definition.js'),
   virtualbox: () => import('./virtualbox/definition.js'),
 };
 
