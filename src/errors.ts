@@ -3,7 +3,7 @@
  * is a bug or an unexpected failure and is reported as such (one line, stack only with --debug).
  */
 import { DriverError, type DriverErrorKind } from '../drivers/kit/index.js';
-import { redact } from './ui/redact.js';
+import { redact } from './redact.js';
 
 export { DriverError, isDriverError, type DriverErrorKind } from '../drivers/kit/index.js';
 

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Dockerode from 'dockerode';
 import { DriverError, debug } from '../kit/index.js';
+import { engineOptions } from '../kit/engine.js';
 
 export interface LocalEngine {
   docker: Dockerode;
@@ -144,45 +145,18 @@ function tlsFromEnvironment(): TlsSettings | undefined {
 }
 
 function dockerOptionsFor(endpoint: string, tls: TlsSettings | undefined): Dockerode.DockerOptions {
-  // docker-modem merges these over defaults it reads from DOCKER_HOST & co. Every
-  // connection field is set explicitly (undefined included) so the environment can
-  // never redirect a client that was asked for a specific endpoint.
-  const blank: Dockerode.DockerOptions = {
-    socketPath: undefined,
-    host: undefined,
-    port: undefined,
-    protocol: undefined,
-    ca: undefined,
-    cert: undefined,
-    key: undefined,
-  };
-  if (endpoint.startsWith('unix://')) {
-    const socketPath = endpoint.slice('unix://'.length);
-    if (!socketPath.startsWith('/')) throw new DriverError('invalid-input', `invalid Docker endpoint "${endpoint}"`, { hint: 'use unix:///absolute/path' });
-    return { ...blank, socketPath };
-  }
-  if (endpoint.startsWith('tcp://')) {
-    let url: URL;
+  if (!tls || !endpoint.startsWith('tcp://')) return engineOptions({ endpoint });
+  const read = (file: string): Buffer => {
+    const full = path.join(tls.certPath, file);
     try {
-      url = new URL(endpoint.replace(/^tcp:/, 'http:'));
+      return readFileSync(full);
     } catch {
-      throw new DriverError('invalid-input', `invalid Docker endpoint "${endpoint}"`, { hint: 'use tcp://HOST:PORT' });
+      throw new DriverError('failed', `cannot read ${full} for the TLS connection to ${endpoint}`, {
+        hint: 'set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem',
+      });
     }
-    const port = url.port || (tls ? '2376' : '2375');
-    if (!tls) return { ...blank, host: url.hostname, port, protocol: 'http' };
-    const read = (file: string): Buffer => {
-      const full = path.join(tls.certPath, file);
-      try {
-        return readFileSync(full);
-      } catch {
-        throw new DriverError('failed', `cannot read ${full} for the TLS connection to ${endpoint}`, {
-          hint: 'set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem',
-        });
-      }
-    };
-    return { ...blank, host: url.hostname, port, protocol: 'https', ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') };
-  }
-  throw new DriverError('invalid-input', `unsupported Docker endpoint "${endpoint}"`, { hint: 'use unix:///path or tcp://host:port' });
+  };
+  return engineOptions({ endpoint, tls: { ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') } });
 }
 
 /** true, or the reason it did not answer (for the "tried ..." line). */

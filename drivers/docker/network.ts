@@ -1,4 +1,5 @@
 /** The user-defined network the host containers share, and fixed addresses on it. */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import type Docker from 'dockerode';
 import { DriverError, serialized } from '../kit/index.js';
@@ -12,7 +13,7 @@ export interface HostNetwork {
 }
 
 /** Tried in order when no --docker-subnet is given; the first that overlaps nothing wins. */
-const CANDIDATE_SUBNETS = Array.from({ length: 20 }, (_, i) => `10.${77 + i}.0.0/24`);
+export const CANDIDATE_SUBNETS = Array.from({ length: 20 }, (_, i) => `10.${77 + i}.0.0/24`);
 
 /**
  * Parallel creates in one process share one network: creation is serialized per name. For
@@ -24,28 +25,70 @@ export function ensureNetwork(d: Docker, name: string, subnet: string | undefine
   return serialized(`network:${name}`, () => ensureNetworkNow(d, name, subnet, local));
 }
 
-/** IPv4 routes of this machine (except the default route), from /proc/net/route. */
-export function routedSubnets(routeTable = '/proc/net/route'): Array<{ network: number; mask: number; device: string }> {
-  let text: string;
+export interface Route {
+  network: number;
+  mask: number;
+  /** The device, or the route type (blackhole, unreachable) for routes without one. */
+  device: string;
+}
+
+const ROUTE_TYPES = new Set(['unicast', 'local', 'broadcast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'multicast', 'anycast', 'nat']);
+
+/**
+ * IPv4 routes of this machine in every table (except default routes), as `ip route` shows
+ * them: blackhole and unreachable routes count too. Falls back to /proc/net/route (main
+ * table only) where iproute2 is missing.
+ */
+export function routedSubnets(): Route[] {
   try {
-    text = fs.readFileSync(routeTable, 'utf8');
+    return parseIpRoutes(execFileSync('ip', ['-o', '-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
   } catch {
-    return [];
+    return parseProcRoutes(readFileOr('/proc/net/route'));
   }
-  const routes: Array<{ network: number; mask: number; device: string }> = [];
-  for (const line of text.split('\n').slice(1)) {
-    const [device, destination, , , , , , mask] = line.trim().split(/\s+/);
-    if (!device || !destination || !mask) continue;
-    // The kernel prints addresses as little-endian hex.
-    const le = (hex: string) => Buffer.from(hex, 'hex').readUInt32LE(0);
-    const m = le(mask);
-    if (m === 0) continue;
-    routes.push({ network: le(destination) & m, mask: m, device });
+}
+
+/** Lines of `ip -o -4 route show`: "[TYPE] DEST[/BITS] [dev DEV] ...". */
+export function parseIpRoutes(text: string): Route[] {
+  const routes: Route[] = [];
+  for (const line of text.split('\n')) {
+    const tokens = line.trim().split(/\s+/).filter(Boolean);
+    if (tokens.length === 0) continue;
+    const type = ROUTE_TYPES.has(tokens[0]!) ? tokens.shift()! : 'unicast';
+    const destination = tokens[0];
+    if (!destination || destination === 'default' || !/^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(destination)) continue;
+    const [base, bitsText] = destination.split('/');
+    const bits = bitsText === undefined ? 32 : Number(bitsText);
+    if (bits === 0) continue;
+    const mask = (0xffffffff << (32 - bits)) >>> 0;
+    const dev = tokens.indexOf('dev');
+    routes.push({ network: (ipToInt(base!) & mask) >>> 0, mask, device: dev >= 0 ? (tokens[dev + 1] ?? type) : type });
   }
   return routes;
 }
 
-export function subnetOverlapsRoute(cidr: string, routes = routedSubnets()): { device: string } | undefined {
+/** /proc/net/route (addresses as little-endian hex). */
+export function parseProcRoutes(text: string): Route[] {
+  const routes: Route[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const [device, destination, , , , , , mask] = line.trim().split(/\s+/);
+    if (!device || !destination || !mask) continue;
+    const le = (hex: string) => Buffer.from(hex, 'hex').readUInt32LE(0);
+    const m = le(mask);
+    if (m === 0) continue;
+    routes.push({ network: (le(destination) & m) >>> 0, mask: m, device });
+  }
+  return routes;
+}
+
+function readFileOr(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export function subnetOverlapsRoute(cidr: string, routes: Route[] = routedSubnets()): { device: string } | undefined {
   const [base, bitsText] = cidr.split('/');
   const bits = Number(bitsText);
   const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;

@@ -4,7 +4,8 @@ import { driverNameFromArgv, oclifDriverFlags } from '../cli/driver-flags.js';
 import { engineFlags, engineOptionsFromFlags } from '../cli/engine-flags.js';
 import { loadDriverDefinition } from '../../drivers/registry.js';
 import { chooseDefaultDriver } from '../machine/default-driver.js';
-import { checkCapacity, createMachines, prepareCreate, type PreparedCreate } from '../machine/create.js';
+import { checkCapacity, prepareCreate, type PreparedCreate } from '../machine/create.js';
+import { createMachines } from '../machine/plans.js';
 import { info } from '../ui/log.js';
 import { withInterrupts } from '../ui/interrupt.js';
 

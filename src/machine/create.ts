@@ -13,9 +13,6 @@ import { verifyBundleLayout } from '../engine/bundle.js';
 import type { EngineOptions, MachineRecord } from '../store/machine-record.js';
 import { validateMachineName, type Store } from '../store/store.js';
 import { resolveDriverOptions } from './driver-instance.js';
-import { runPlan } from '../plan/runner.js';
-import type { PlanReport } from '../plan/types.js';
-import { planProgress, type ProgressMode } from '../ui/plan-progress.js';
 
 export interface CreateRequest {
   name: string;
@@ -69,29 +66,5 @@ export async function checkCapacity(definition: AnyDriverDefinition, count: numb
     throw new TmachineError(`${count} machines do not fit on the ${definition.name} driver here: ${reason}`, {
       hint: `ask for at most ${max}, or use another driver`,
     });
-  }
-}
-
-export interface CreateMachinesOptions {
-  keepOnFailure?: boolean;
-  progress?: ProgressMode;
-  signal?: AbortSignal;
-}
-
-/**
- * Creates machines in parallel as one plan: identical machines of a many-at-once driver in
- * one call, then a pipeline per machine. All get the identical engine.
- */
-export async function createMachines(store: Store, prepared: PreparedCreate[], options: CreateMachinesOptions = {}): Promise<PlanReport> {
-  const { createTogetherPhase, machinesContext, machinesPhase } = await import('./pipeline.js');
-  const context = machinesContext(store, { creates: new Map(prepared.map((p) => [p.request.name, p])), keepOnFailure: options.keepOnFailure ?? false });
-  const progress = planProgress(options.progress ?? 'auto');
-  try {
-    return await runPlan({ title: 'create', hosts: prepared.map((p) => p.request.name), phases: [createTogetherPhase(), machinesPhase('create')] }, context, {
-      ...(options.signal ? { signal: options.signal } : {}),
-      listener: progress.listener,
-    });
-  } finally {
-    await progress.finished();
   }
 }

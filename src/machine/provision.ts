@@ -6,18 +6,15 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { certificateCovers, certificateMatchesCa, ensureStoreCertificates, issueServerCertificate, type StoreCertificates } from '../certs/certs.js';
-import { buildBundleFromDebian, listCachedBundles, resolveBundle, type ResolvedBundle } from '../engine/bundle.js';
+import { listCachedBundles, resolveBundle, type ResolvedBundle } from '../engine/bundle.js';
+import { buildBundleFromDebian } from '../engine/debian-bundle.js';
 import { engineClient } from '../engine/client.js';
 import { TmachineError } from '../errors.js';
 import { ReconnectingHost } from '../ssh/resilient.js';
 import type { SshConnection } from '../ssh/connection.js';
 import type { RemoteHost } from '../ssh/types.js';
-import { runPlan } from '../plan/runner.js';
-import type { PlanReport, StepOutcome } from '../plan/types.js';
 import type { EngineOptions, MachineRecord } from '../store/machine-record.js';
 import type { Store } from '../store/store.js';
-import { planProgress, type ProgressMode } from '../ui/plan-progress.js';
-import { info } from '../ui/log.js';
 import { connectMachine } from './connect.js';
 
 export interface EngineSource {
@@ -107,64 +104,4 @@ export async function recordEngineSource(store: Store, name: string, source: Eng
     if (source.bundle.version) r.engine.version = source.bundle.version;
     delete r.engine.bundle;
   });
-}
-
-export interface ProvisionMachinesOptions {
-  dryRun?: boolean;
-  dataPathPort?: number;
-  forceCerts?: boolean;
-  /** Replaces the machines' engine options first (upgrade). */
-  engine?: (current: EngineOptions) => EngineOptions;
-  /** Progress rendering (default: listr2 lines). */
-  progress?: ProgressMode;
-  signal?: AbortSignal;
-}
-
-export interface ProvisionStepResult {
-  id: string;
-  title: string;
-  outcome: StepOutcome;
-}
-
-/**
- * provision / regenerate-certs / upgrade: provisions existing machines in parallel (one
- * plan, a pipeline per machine) and says per machine whether anything changed. Returns the
- * step results per machine.
- */
-export async function provisionMachines(store: Store, names: string[], options: ProvisionMachinesOptions = {}): Promise<Map<string, ProvisionStepResult[]>> {
-  for (const name of names) await store.load(name);
-  const { machinesContext, machinesPhase, sharedEngineSource } = await import('./pipeline.js');
-  const context = machinesContext(store, {
-    engineSource: sharedEngineSource(store),
-    ...(options.engine ? { engineChange: options.engine } : {}),
-    ...(options.forceCerts ? { forceCerts: true } : {}),
-    ...(options.dataPathPort ? { dataPathPort: options.dataPathPort } : {}),
-  });
-  const progress = planProgress(options.progress ?? 'auto');
-  let report: PlanReport | undefined;
-  let failure: unknown;
-  try {
-    report = await runPlan({ title: 'provision', hosts: names, phases: [machinesPhase('provision')] }, context, {
-      dryRun: options.dryRun ?? false,
-      listener: progress.listener,
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-  } catch (error) {
-    failure = error;
-  } finally {
-    await progress.finished();
-  }
-  const outcome = new Map<string, ProvisionStepResult[]>();
-  for (const name of names) outcome.set(name, []);
-  for (const r of report?.results ?? []) {
-    if (!r.host || !r.phase.startsWith('machine/')) continue;
-    outcome.get(r.host)?.push({ id: r.phase.slice('machine/'.length), title: r.title, outcome: r.outcome });
-  }
-  if (failure !== undefined) throw failure;
-  for (const [name, results] of outcome) {
-    const ran = results.filter((r) => r.outcome === 'done' || r.outcome === 'would-run');
-    if (ran.length === 0) info(`${name}: nothing to change (${results.length} steps already done)`);
-    else info(`${name}: ${options.dryRun ? 'would run' : 'ran'} ${ran.map((r) => r.id).join(', ')}`);
-  }
-  return outcome;
 }

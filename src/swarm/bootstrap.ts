@@ -14,6 +14,7 @@ import { connectMachine } from '../machine/connect.js';
 import { createTogetherPhase, machinesContext, machinesPhase, machineTimings, type CreateTimings, type MachinesContext } from '../machine/pipeline.js';
 import { runPlan } from '../plan/runner.js';
 import type { Phase, PlanReport, StepResult } from '../plan/types.js';
+import { uploadedBytes } from '../ssh/connection.js';
 import type { Step } from '../steps.js';
 import type { Store } from '../store/store.js';
 import { planProgress, type ProgressMode } from '../ui/plan-progress.js';
@@ -32,6 +33,8 @@ export interface BootstrapOptions {
   signal?: AbortSignal;
   /** How long to wait for another command that holds the cluster lock. */
   lockWaitMs?: number;
+  /** At most this many machines worked on at once (default: all). */
+  concurrency?: number;
 }
 
 export interface BootstrapReport {
@@ -48,6 +51,12 @@ export interface BootstrapReport {
     /** Wall time of the swarm steps (init, joins, roles, labels). */
     swarmMs: number;
     totalMs: number;
+    /** Bytes uploaded to hosts by this command (the bundle relay keeps it at one bundle). */
+    uploadedBytes: number;
+    /** Hosts that fetched the bundle from a peer instead of from this computer. */
+    relayed: string[];
+    /** Every step of the plan with its host and wall time, in the order they ended (--timings). */
+    steps: Array<{ host: string; step: string; ms: number; outcome: string }>;
   };
 }
 
@@ -136,7 +145,7 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
 
   const phases: Phase<BootstrapContext>[] = [
     createTogetherPhase() as Phase<BootstrapContext>,
-    machinesPhase() as Phase<BootstrapContext>,
+    machinesPhase('machines', options.concurrency) as Phase<BootstrapContext>,
     {
       id: 'members',
       title: 'gather the swarm members',
@@ -148,7 +157,7 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
     stepPhase('swarm-init', 'swarm init', { kind: 'cluster' }, (ctx) => (ctx.converge.members.has(firstManager) ? [firstManager] : []), () => initStep(firstManager)),
     overlayMtuPhase(firstManager),
     stepPhase('swarm-join-managers', 'join the swarm as manager', { kind: 'serial' }, (ctx, hosts) => present(ctx, hosts, 'manager').filter((h) => h !== firstManager), (h) => joinStep(node(h))),
-    stepPhase('swarm-join-workers', 'join the swarm as worker', { kind: 'parallel' }, (ctx, hosts) => present(ctx, hosts, 'worker'), (h) => joinStep(node(h))),
+    stepPhase('swarm-join-workers', 'join the swarm as worker', { kind: 'parallel', ...(options.concurrency ? { concurrency: options.concurrency } : {}) }, (ctx, hosts) => present(ctx, hosts, 'worker'), (h) => joinStep(node(h))),
     stepPhase('swarm-roles', 'role and labels', { kind: 'parallel' }, (ctx, hosts) => present(ctx, hosts), (h) => combine(roleStep(node(h)), labelStep(node(h)))),
   ];
   if (options.prune) {
@@ -169,6 +178,9 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
       ...(options.signal ? { signal: options.signal } : {}),
       listener: progress.listener,
     });
+  } catch (error) {
+    await context.ssh.closeAll();
+    throw error;
   } finally {
     await progress.finished();
   }
@@ -180,8 +192,9 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
       const id = (await swarmInfo(m.docker)).nodeId;
       await store.update(name, (r) => void (r.swarm = { ...r.swarm, nodeId: id }));
     }
-    await warnWithoutIpvs(store, firstManager);
+    await warnWithoutIpvs(store, firstManager, context);
   }
+  await context.ssh.closeAll();
   const steps = new Map<string, StepResult[]>();
   for (const r of report.results) {
     if (r.phase === 'machine' || r.phase === 'members') continue;
@@ -192,7 +205,15 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
     created: [...creates.keys()],
     steps,
     unchanged: report.unchanged,
-    timings: { machines: machineTimings(report), machinesWallMs, swarmMs, totalMs: Date.now() - started },
+    timings: {
+      machines: machineTimings(report),
+      machinesWallMs,
+      swarmMs,
+      totalMs: Date.now() - started,
+      uploadedBytes: uploadedBytes(),
+      relayed: context.relay?.fetched ?? [],
+      steps: report.results.map((r) => ({ host: r.host ?? desired.name, step: r.phase, ms: r.ms, outcome: r.outcome })),
+    },
   };
 }
 
@@ -347,17 +368,13 @@ function overlayMtuPhase(firstManager: string): Phase<BootstrapContext> {
  * Service VIPs and the routing mesh need IPVS in the host kernel; some kernels (this lab's,
  * minimal cloud kernels) have none. One line says so, and what works instead.
  */
-async function warnWithoutIpvs(store: Store, machine: string): Promise<void> {
+async function warnWithoutIpvs(store: Store, machine: string, ctx: MachinesContext): Promise<void> {
   const record = await store.load(machine).catch(() => undefined);
   if (!record) return;
-  const connection = await connectMachine(store, record).catch(() => undefined);
+  const connection = await ctx.ssh.get(machine, () => connectMachine(store, record)).catch(() => undefined);
   if (!connection) return;
-  try {
-    const probe = await connection.exec('test -e /proc/net/ip_vs || { sudo -n modprobe ip_vs 2>/dev/null; test -e /proc/net/ip_vs; }');
-    if (probe.code !== 0) {
-      warn(`the kernel of ${machine} has no IPVS: service VIPs and the ingress routing mesh will not work; use endpoint_mode: dnsrr and ports with mode: host`);
-    }
-  } finally {
-    connection.close();
+  const probe = await connection.exec('test -e /proc/net/ip_vs || { sudo -n modprobe ip_vs 2>/dev/null; test -e /proc/net/ip_vs; }');
+  if (probe.code !== 0) {
+    warn(`the kernel of ${machine} has no IPVS: service VIPs and the ingress routing mesh will not work; use endpoint_mode: dnsrr and ports with mode: host`);
   }
 }

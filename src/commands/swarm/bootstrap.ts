@@ -11,6 +11,7 @@ import { requireCluster } from '../../swarm/cluster-record.js';
 import { clusterStatus, formatStatus } from '../../swarm/status.js';
 import { info, warn } from '../../ui/log.js';
 import { withInterrupts } from '../../ui/interrupt.js';
+import { formatTimings } from '../../ui/timings.js';
 
 export default class SwarmBootstrap extends BaseCommand {
   static override summary = 'Create, provision and join machines into a swarm; running it again converges';
@@ -34,6 +35,8 @@ export default class SwarmBootstrap extends BaseCommand {
     strict: Flags.boolean({ description: 'An even manager count is an error, not a warning' }),
     'keep-on-failure': Flags.boolean({ description: 'Keep what a failed create made' }),
     json: Flags.boolean({ description: 'Print the result as JSON' }),
+    concurrency: Flags.integer({ description: 'At most this many machines worked on at once (default: all)', min: 1 }),
+    timings: Flags.boolean({ description: 'Print how long each step took on each host (stderr)' }),
     ...engineFlags,
   };
 
@@ -73,6 +76,7 @@ export default class SwarmBootstrap extends BaseCommand {
         keepOnFailure: flags['keep-on-failure'],
         progress: flags.json ? 'silent' : 'auto',
         signal,
+        ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
       }),
     );
     if (flags['dry-run']) {
@@ -80,6 +84,11 @@ export default class SwarmBootstrap extends BaseCommand {
         for (const r of results) this.print(`${host}: ${r.outcome === 'already' ? 'already done' : 'would run'}: ${r.title}`);
       }
       return;
+    }
+    if (flags.timings) {
+      process.stderr.write(formatTimings(report.timings.steps));
+      const relayed = report.timings.relayed.length > 0 ? `; fetched from a peer: ${report.timings.relayed.join(', ')}` : '';
+      process.stderr.write(`uploaded ${(report.timings.uploadedBytes / 1_048_576).toFixed(1)} MB to hosts${relayed}\n`);
     }
     const status = await clusterStatus(store, await requireCluster(store, desired.name));
     if (flags.json) return this.printJson({ ...status, unchanged: report.unchanged, created: report.created, timings: report.timings });
