@@ -123,7 +123,7 @@ async function placeWithFallback(
         await waitOperation(clients, op, { call: `${what} in ${zone}`, deadlineMs: INSERT_DEADLINE_MS, signal: first.signal });
         if (tried.length > 0) {
           const last = tried[tried.length - 1]!;
-          first.note(`gce: ${tried.map((t) => `${t.placement.machineType} in ${t.placement.zone}`).join(', ')} had no capacity (${last.failure.reasons.find(Boolean) ?? 'capacity'}); created ${what.replace(/^instances\.\w+ /, '')} as ${machineType} in ${zone}`);
+          first.note(`gce: ${tried.map((t) => `${t.placement.machineType} in ${t.placement.zone}`).join(', ')} had no capacity (${last.failure.reasons.find(Boolean) ?? 'capacity'}); ${what.startsWith('instances.bulkInsert') ? `created ${what.replace(/^instances\.\w+ /, '')} as` : 'used'} ${machineType} in ${zone}`);
         }
         return placement;
       } catch (error) {

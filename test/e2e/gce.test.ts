@@ -117,6 +117,8 @@ describeE2E('gce driver on the Compute Engine fake (real hosts, MTU 1460)', () =
   it('swarm bootstrap: 3 nodes on the fake, one bulkInsert for the workers, zone fallback, overlay MTU 1410 and 1 MB between two nodes', async () => {
     const cluster = `${runId}c`;
     const [manager, workerA, workerB] = [`${cluster}-manager-1`, `${cluster}-worker-1`, `${cluster}-worker-2`];
+    const calls = (method: string, pattern: RegExp) => fake.callsTo(method, pattern).filter((c) => c.at >= bootStarted);
+    const bootStarted = Date.now();
     // No capacity in the first zone: every node goes to the second, and a note says so.
     fake.faults.exhaustedZones = new Set(['europe-west1-b']);
     let boot;
@@ -126,18 +128,19 @@ describeE2E('gce driver on the Compute Engine fake (real hosts, MTU 1460)', () =
       fake.faults.exhaustedZones = new Set();
     }
     ok(boot);
-    expect(boot.stderr).toMatch(/e2-medium in europe-west1-b had no capacity \(ZONE_RESOURCE_POOL_EXHAUSTED\); created .* in europe-west1-c/);
+    expect(boot.stderr).toMatch(/e2-medium in europe-west1-b had no capacity \(ZONE_RESOURCE_POOL_EXHAUSTED\); used e2-medium in europe-west1-c/);
+    expect(boot.stderr).toMatch(/e2-medium in europe-west1-b had no capacity \(ZONE_RESOURCE_POOL_EXHAUSTED\); created \S+-worker-1, \S+-worker-2 as e2-medium in europe-west1-c/);
 
     // The workers came from one bulkInsert that succeeded; no worker was inserted on its own.
-    const bulk = fake.callsTo('POST', /\/instances\/bulkInsert$/).filter((c) => c.status === 200);
+    const bulk = calls('POST', /\/instances\/bulkInsert$/).filter((c) => c.status === 200);
     const madeWorkers = bulk.filter((c) => c.path.includes('/zones/europe-west1-c/'));
     expect(madeWorkers).toHaveLength(1);
     const bulkBody = madeWorkers[0]!.body as { count: string; perInstanceProperties: Record<string, unknown> };
     expect(Number(bulkBody.count)).toBe(2);
     expect(Object.keys(bulkBody.perInstanceProperties).sort()).toEqual([workerA, workerB]);
-    const singles = fake.callsTo('POST', /\/instances$/).map((c) => (c.body as { name: string }).name);
+    const singles = calls('POST', /\/instances$/).map((c) => (c.body as { name: string }).name);
     expect(singles.filter((n) => n !== manager)).toEqual([]);
-    for (const call of [...bulk, ...fake.callsTo('POST', /\/instances$/)]) expect(call.query['requestId']).toMatch(/^[0-9a-f-]{36}$/);
+    for (const call of [...bulk, ...calls('POST', /\/instances$/)]) expect(call.query['requestId']).toMatch(/^[0-9a-f-]{36}$/);
 
     const instances = fake.listInstances('p');
     expect(instances.map((i) => i['name']).sort()).toEqual([manager, workerA, workerB]);
