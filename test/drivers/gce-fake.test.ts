@@ -194,6 +194,24 @@ describe('option helpers', () => {
     expect(parseImage('ubuntu-os-cloud/global/images/ubuntu-2204-jammy-v20261101', 'p')).toEqual({ project: 'ubuntu-os-cloud', image: 'ubuntu-2204-jammy-v20261101' });
     expect(parseImage('https://www.googleapis.com/compute/v1/projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts', 'p')).toEqual({ project: 'ubuntu-os-cloud', family: 'ubuntu-2204-lts' });
   });
+  it('builds the instance for spot, internal-only, a static address and a subnetwork', () => {
+    const image = { link: IMAGE, asked: 'debian-12' };
+    const make = (over: Record<string, unknown>) => instanceBody({ options: { ...options, ...over } as typeof options, zone: ZONE, machineType: 'e2-small', image, targetTag: 'tmachine-c', labels: {}, sshPublicKeys: ['ssh-ed25519 AAAAx x'], bare: false });
+    expect(make({ 'gce-spot': true }).scheduling).toMatchObject({ provisioningModel: 'SPOT', automaticRestart: false });
+    expect(make({ 'gce-preemptible': true }).scheduling).toMatchObject({ preemptible: true });
+    expect(make({ 'gce-use-internal-ip-only': true }).networkInterfaces?.[0]?.accessConfigs).toEqual([]);
+    expect(make({ 'gce-address': '203.0.113.7' }).networkInterfaces?.[0]?.accessConfigs).toEqual([{ type: 'ONE_TO_ONE_NAT', name: 'External NAT', natIP: '203.0.113.7' }]);
+    expect(make({ 'gce-subnetwork': 'nodes' }).networkInterfaces?.[0]?.subnetwork).toBe('regions/europe-west1/subnetworks/nodes');
+    expect(make({ 'gce-tags': ['web'] }).tags?.items).toEqual(['tmachine-c', 'web']);
+    expect(make({}).serviceAccounts).toEqual([{ email: 'default', scopes: ['https://www.googleapis.com/auth/logging.write'] }]);
+  });
+
+  it('takes list flags repeated or comma-separated', () => {
+    const parsed = optionsSchema.parse({ ...options, 'gce-zones': ['europe-west1-b,europe-west1-c', 'europe-west1-d'], 'gce-machine-type': ['e2-small,e2-medium'] });
+    expect(parsed['gce-zones']).toEqual(['europe-west1-b', 'europe-west1-c', 'europe-west1-d']);
+    expect(parsed['gce-machine-type']).toEqual(['e2-small', 'e2-medium']);
+  });
+
   it('writes ssh-keys as USER:KEY USER', () => {
     expect(sshKeysMetadata('docker-user', ['ssh-ed25519 AAAAx tmachine@m1'])).toBe('docker-user:ssh-ed25519 AAAAx docker-user');
   });

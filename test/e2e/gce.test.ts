@@ -98,7 +98,11 @@ describeE2E('gce driver on the Compute Engine fake (real hosts, MTU 1460)', () =
     expect(fake.listInstances('p')[0]!['status']).toBe('TERMINATED');
     ok(await cli(['start', worker1]));
     expect(ok(await cli(['status', worker1])).stdout.trim()).toMatch(/running/i);
-    ok(await cli(['kill', worker1]));
+    const nic = (fake.listInstances('p')[0]!['networkInterfaces'] as Array<{ accessConfigs: Array<{ natIP: string }> }>)[0]!;
+    expect(ok(await cli(['ip', worker1])).stdout.trim()).toBe(nic.accessConfigs[0]!.natIP);
+    // --debug shows the API calls, never the access token.
+    ok(await cli(['kill', '--debug', worker1]));
+    expect(s.outputs.join('\n')).not.toContain(TOKEN);
     expect(fake.callsTo('POST', /\/instances\/[^/]+\/reset$/)).toHaveLength(1);
     const hostname = await eventually('ssh after the reset', async () => {
       const r = await cli(['ssh', worker1, '--', 'hostname']);
