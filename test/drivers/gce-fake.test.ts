@@ -135,6 +135,10 @@ describe('the fake, through the SDK', () => {
     await expect(ensureRule(clients, other!, async () => undefined)).rejects.toThrow('firewall rule tmachine-other-ssh-engine exists, was not made by tmachine');
     expect(fake.listFirewalls('p').find((r) => r['name'] === 'tmachine-other-ssh-engine')).toMatchObject({ sourceRanges: ['10.0.0.0/8'] });
     expect(fake.callsTo('PATCH', /firewalls/)).toEqual([]);
+    // A rule tmachine made that no longer says what this create needs is brought in line.
+    const [wider] = desiredRules({ tag: 'tmachine-fw', cluster: 'fw', network: 'default', sourceRanges: ['203.0.113.0/24', '198.51.100.0/24'], dataPathPort: 4789, encryptedOverlay: false, openPorts: [] });
+    expect(await ensureRule(clients, wider!, async () => undefined)).toBe('updated');
+    expect(fake.listFirewalls('p').find((r) => r['name'] === rule!.name)).toMatchObject({ sourceRanges: ['198.51.100.0/24', '203.0.113.0/24'] });
     expect(await removeRuleIfUnused(clients, rule!.name, 'tmachine-fw', undefined)).toBe('removed');
     expect(await removeRuleIfUnused(clients, 'tmachine-other-ssh-engine', 'tmachine-other', undefined)).toBe('in-use');
   });
@@ -174,6 +178,9 @@ describe('the fake, through the SDK', () => {
     }
     const quota = toDriverError('instances.insert', { status: 403, reasons: ['QUOTA_EXCEEDED'], message: "Quota 'CPUS' exceeded." });
     expect(quota.kind).toBe('quota');
+    // The other answers that mean "no room here, try the next zone or type".
+    expect(toDriverError('instances.bulkInsert', { reasons: ['VM_MIN_COUNT_NOT_REACHED'], message: 'x' }).kind).toBe('capacity');
+    expect(toDriverError('instances.insert', { status: 503, reasons: ['insufficientCapacity'], message: 'x' }).kind).toBe('capacity');
   });
 });
 

@@ -249,6 +249,7 @@ export class GceFake {
       if (a === 'firewalls' && !b && method === 'GET') return this.list('compute#firewallList', this.listFirewalls(project), query, `${API}/projects/${project}/global/firewalls`);
       if (a === 'firewalls' && b && method === 'GET') return this.getFirewall(project, b).resource;
       if (a === 'firewalls' && b && method === 'DELETE') return this.deleteFirewall(project, b, query);
+      if (a === 'firewalls' && b && method === 'PATCH') return this.patchFirewall(project, b, body, query);
       if (a === 'operations' && b && !c && method === 'GET') return this.operation(project, 'global', b).resource;
       if (a === 'operations' && b && c === 'wait' && method === 'POST') return this.waitOperation(project, 'global', b);
     }
@@ -491,6 +492,21 @@ export class GceFake {
     const found = this.firewalls.get(`${project}/${name}`);
     if (!found) throw notFound(`projects/${project}/global/firewalls/${name}`);
     return found;
+  }
+
+  /** PATCH semantics: the fields sent replace the rule's; the name cannot change. */
+  private patchFirewall(project: string, name: string, body: Record<string, unknown>, query: Record<string, string>): unknown {
+    return this.idempotent(project, query, () => {
+      const found = this.getFirewall(project, name);
+      if (body['name'] !== undefined && body['name'] !== name) throw invalid('resource.name', body['name'], 'The name of a firewall rule cannot be changed.');
+      const merged = { ...found.resource, ...body, name };
+      const checked = this.firewallResource(project, merged);
+      const op = this.newOperation(project, 'global', 'patch', String(found.resource['selfLink']), String(found.resource['id']));
+      this.run(op, async () => {
+        found.resource = { ...checked, id: found.resource['id'], creationTimestamp: found.resource['creationTimestamp'] };
+      });
+      return op;
+    });
   }
 
   private deleteFirewall(project: string, name: string, query: Record<string, string>): unknown {
