@@ -323,12 +323,9 @@ function overlayMtuPhase(firstManager: string): Phase<BootstrapContext> {
     const nodes = [...ctx.converge.members.values()];
     return Promise.all(
       nodes.map(async (m) => {
-        const connection = await connectMachine(ctx.store, m.record);
-        try {
-          return await readNicMtu((cmd) => connection.run(cmd, { what: 'read the NIC MTU' }), m.record.name, advertiseAddress(m.record, ctx.converge.advertise));
-        } finally {
-          connection.close();
-        }
+        // The command's one connection per host (the pipeline opened it).
+        const connection = await ctx.ssh.get(m.record.name, () => connectMachine(ctx.store, m.record));
+        return readNicMtu((cmd) => connection.run(cmd, { what: 'read the NIC MTU' }), m.record.name, advertiseAddress(m.record, ctx.converge.advertise));
       }),
     );
   };
@@ -346,14 +343,7 @@ function overlayMtuPhase(firstManager: string): Phase<BootstrapContext> {
       const nodes = [...ctx.converge.members.values()].map((m) => ({
         name: m.record.name,
         address: advertiseAddress(m.record, ctx.converge.advertise),
-        run: async (cmd: string) => {
-          const connection = await connectMachine(ctx.store, m.record);
-          try {
-            return await connection.run(cmd, { what: 'read the NIC MTU' });
-          } finally {
-            connection.close();
-          }
-        },
+        run: async (cmd: string) => (await ctx.ssh.get(m.record.name, () => connectMachine(ctx.store, m.record))).run(cmd, { what: 'read the NIC MTU' }),
       }));
       const { overlayMtu, nicMtu } = await applySwarmMtu(leader.docker, nodes, ctx.desired.swarm.mtu);
       if (overlayMtu === undefined) return;
