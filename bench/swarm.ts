@@ -57,7 +57,7 @@ for (let run = 1; run <= runs; run++) {
       wallS.toFixed(1),
     ]);
   } finally {
-    spawnSync(process.execPath, [bin, 'swarm', 'down', '--rm'], { env, encoding: 'utf8' });
+    spawnSync(process.execPath, [bin, 'swarm', 'down', '--rm', '-y'], { env, encoding: 'utf8' });
     await engine.docker.getNetwork(`tm-bench-${id}`).remove().catch(() => undefined);
     fs.rmSync(store, { recursive: true, force: true });
   }

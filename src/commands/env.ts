@@ -10,7 +10,7 @@ export default class Env extends BaseCommand {
   static override examples = ['eval "$(<%= config.bin %> env n1)"', '<%= config.bin %> env --shell fish n1 | source', 'eval "$(<%= config.bin %> env --unset)"'];
   static override args = { name: Args.string({ description: 'Machine name' }) };
   static override flags = {
-    shell: Flags.string({ description: 'Shell syntax (default: from $SHELL)', options: ['bash', 'zsh', 'sh', 'fish', 'powershell'] }),
+    shell: Flags.string({ description: 'Shell syntax (default: from $SHELL)', options: ['bash', 'zsh', 'sh', 'fish', 'powershell', 'cmd', 'emacs', 'tcsh'] }),
     unset: Flags.boolean({ char: 'u', description: 'Print the commands that unset the variables instead' }),
   };
 

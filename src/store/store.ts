@@ -35,7 +35,15 @@ export class Store {
   /** Opens (creating if needed) the store and refuses one written by a newer tmachine. */
   static async open(root: string = defaultStorePath()): Promise<Store> {
     const store = new Store(path.resolve(root));
-    await store.ensureDir(store.root);
+    // A file where the store should be is one line, not mkdir's raw EEXIST/ENOTDIR.
+    await store.ensureDir(store.root).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST' || error.code === 'ENOTDIR') {
+        throw new TmachineError(`storage path ${store.root} is not a directory`, {
+          hint: 'point --storage-path or TMACHINE_STORAGE_PATH at a directory; it is created when missing',
+        });
+      }
+      throw error;
+    });
     await store.ensureDir(store.machinesDir);
     await store.ensureDir(store.certsDir);
     await store.ensureDir(store.locksDir);
