@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { STORE_SCHEMA_VERSION, type MachineRecord } from '../../src/store/machine-record.js';
 import { Store } from '../../src/store/store.js';
 import { repoRoot, runCli, tempStore, type CliResult } from '../support/cli.js';
+import { genericRecord } from '../support/records.js';
 
 const store = tempStore();
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-defects-'));
@@ -33,19 +33,6 @@ function expectOneLineError(result: CliResult, pattern: RegExp): void {
 function storeIsEmpty(): boolean {
   const dir = path.join(store.path, 'machines');
   return !fs.existsSync(dir) || fs.readdirSync(dir).length === 0;
-}
-
-export function genericRecord(name: string, address: string, extra: Partial<MachineRecord> = {}): MachineRecord {
-  return {
-    schemaVersion: STORE_SCHEMA_VERSION,
-    name,
-    createdAt: new Date().toISOString(),
-    driver: { name: 'generic', options: { 'generic-ip-address': address }, state: {} },
-    ssh: { user: 'root', host: address, port: 1, keyPath: 'id_ed25519' },
-    addresses: { public: address },
-    engine: { install: 'none', opts: [], env: [], labels: [], insecureRegistries: [], registryMirrors: [], registryCAs: [], port: 2376 },
-    ...extra,
-  };
 }
 
 describe('defect 1: a multi-value flag never swallows the machine name', () => {
