@@ -2,9 +2,9 @@
 // project's Node 24 when the system Node is older). A green run means the e2e tests ran:
 // without what they need it fails with one line, unless TMACHINE_E2E=skip.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { root, runtimeNode } from './node24.js';
+import { missingPackages } from './prerequisites.js';
 
 const node = runtimeNode();
 if (!node) {
@@ -12,22 +12,13 @@ if (!node) {
   process.exit(1);
 }
 
-function onPath(bin) {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/sbin', '/usr/local/sbin'];
-  return dirs.some((d) => d && existsSync(path.join(d, bin)));
-}
-
 if (process.env.TMACHINE_E2E !== 'skip') {
-  const missing = [];
-  const packages = [];
-  if (!onPath('dockerd') && !existsSync('/var/run/docker.sock')) (missing.push('docker.io'), packages.push('docker.io'));
-  if (!onPath('debootstrap')) (missing.push('debootstrap'), packages.push('debootstrap'));
-  if (!onPath('sshd')) (missing.push('openssh-server'), packages.push('openssh-server'));
+  const packages = missingPackages();
   const notRoot = process.getuid?.() !== 0;
-  if (missing.length > 0 || notRoot) {
-    const what = [...(notRoot ? ['root'] : []), ...missing].join(', ');
-    const how = packages.length > 0 ? `run: apt-get install -y ${packages.join(' ')}` : 'run the tests as root';
-    console.error(`Error: e2e tests need: ${what} — ${how}${notRoot && packages.length > 0 ? ' (as root)' : ''}, or set TMACHINE_E2E=skip to run without them`);
+  if (packages.length > 0 || notRoot) {
+    const what = [...(notRoot ? ['root'] : []), ...packages].join(', ');
+    const how = packages.length > 0 ? `run: apt-get install -y ${packages.join(' ')}${notRoot ? ' (as root)' : ''}` : 'run the tests as root';
+    console.error(`Error: e2e tests need: ${what} — ${how}; or set TMACHINE_E2E=skip to run the other tests without them`);
     process.exit(1);
   }
 }

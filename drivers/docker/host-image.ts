@@ -9,8 +9,7 @@ import { accessSync, constants as fsConstants, createWriteStream, type WriteStre
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
-import { TmachineError } from '../../src/errors.js';
-import { debug } from '../../src/ui/log.js';
+import { DriverError, debug } from '../kit/index.js';
 
 export const DEFAULT_HOST_IMAGE = 'tmachine/host:bookworm';
 export const DEFAULT_BASE_IMAGE = 'debian:bookworm';
@@ -113,15 +112,15 @@ export async function ensureHostImage(
         await buildWithDebootstrap(docker, image, workDir, options.report, log);
       }
     } catch (error) {
-      throw new TmachineError(`building host image ${image} failed: ${firstLine(error)}`, {
-        hint: (error instanceof TmachineError ? error.hint : undefined) ?? `full log: ${logPath}`,
+      throw new DriverError('failed', `building host image ${image} failed: ${firstLine(error)}`, {
+        hint: (error instanceof DriverError ? error.hint : undefined) ?? `full log: ${logPath}`,
         cause: error,
       });
     } finally {
       await closeStream(log);
     }
     const id = await imageId(docker, image);
-    if (!id) throw new TmachineError(`building host image ${image} finished but the engine does not list it`, { hint: `full log: ${logPath}` });
+    if (!id) throw new DriverError('failed', `building host image ${image} finished but the engine does not list it`, { hint: `full log: ${logPath}` });
     options.report(`host image ${image} built in ${Math.round((Date.now() - started) / 1000)} s`);
     return { image, id, builtWith };
   });
@@ -246,22 +245,22 @@ async function importRootfs(docker: Dockerode, rootfs: string, image: string, lo
     throw error;
   }
   const code = await tarExit;
-  if (code !== 0) throw new TmachineError(`tar of the host root filesystem failed (exit ${code}): ${lastLine(tarErr)}`);
+  if (code !== 0) throw new DriverError('failed', `tar of the host root filesystem failed (exit ${code}): ${lastLine(tarErr)}`);
 }
 
 // --- checks, lock, temp dirs ----------------------------------------------------------------
 
 async function checkDebootstrapPossible(): Promise<void> {
   if (process.platform !== 'linux') {
-    throw new TmachineError('building the host image needs Linux (debootstrap)', {
+    throw new DriverError('failed', 'building the host image needs Linux (debootstrap)', {
       hint: `load a ${DEFAULT_BASE_IMAGE} image into the engine, or build ${DEFAULT_HOST_IMAGE} on a Linux machine`,
     });
   }
   if (!onPath('debootstrap')) {
-    throw new TmachineError('building the host image needs debootstrap, which is not installed', { hint: 'apt-get install debootstrap' });
+    throw new DriverError('failed', 'building the host image needs debootstrap, which is not installed', { hint: 'apt-get install debootstrap' });
   }
   if (process.getuid?.() !== 0) {
-    throw new TmachineError('building the host image with debootstrap needs root', {
+    throw new DriverError('failed', 'building the host image with debootstrap needs root', {
       hint: 'run this tmachine command once as root (sudo), or load a debian:bookworm image into the engine',
     });
   }
@@ -308,7 +307,7 @@ async function withBuildLock<T>(workDir: string, image: string, report: (m: stri
       continue;
     }
     if (Date.now() > deadline) {
-      throw new TmachineError(`another tmachine has been building ${image} for over ${LOCK_WAIT_MS / 60_000} minutes`, {
+      throw new DriverError('failed', `another tmachine has been building ${image} for over ${LOCK_WAIT_MS / 60_000} minutes`, {
         hint: `if no build is running, remove ${lockDir}`,
       });
     }
@@ -416,11 +415,11 @@ function run(command: string, args: string[], log: WriteStream | undefined, onLi
     child.stderr.on('data', onData);
     child.once('error', (error) => {
       const code = (error as NodeJS.ErrnoException).code;
-      reject(new TmachineError(code === 'ENOENT' ? `${command} is not installed` : `cannot run ${command}: ${error.message}`));
+      reject(new DriverError('failed', code === 'ENOENT' ? `${command} is not installed` : `cannot run ${command}: ${error.message}`));
     });
     child.once('close', (code, signal) => {
       if (code === 0) resolve();
-      else reject(new TmachineError(`${[command, ...args.filter((a) => !a.startsWith('-'))].slice(0, 3).join(' ')} failed (${signal ?? `exit ${code}`}): ${lastLine(tail)}`));
+      else reject(new DriverError('failed', `${[command, ...args.filter((a) => !a.startsWith('-'))].slice(0, 3).join(' ')} failed (${signal ?? `exit ${code}`}): ${lastLine(tail)}`));
     });
   });
 }
@@ -457,7 +456,7 @@ function followJsonStream(stream: NodeJS.ReadableStream, onEvent: (event: JsonEv
     stream.once('error', reject);
     stream.once('end', () => {
       handle(buffer);
-      if (failure) reject(new TmachineError(`the engine reported: ${failure.trim().split('\n').at(-1) ?? failure}`));
+      if (failure) reject(new DriverError('failed', `the engine reported: ${failure.trim().split('\n').at(-1) ?? failure}`));
       else resolve();
     });
   });
@@ -469,7 +468,7 @@ async function imageId(docker: Dockerode, image: string): Promise<string | undef
     return info.Id;
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) return undefined;
-    throw new TmachineError(`cannot ask the Docker engine about image ${image}: ${firstLine(error)}`, { cause: error });
+    throw new DriverError('failed', `cannot ask the Docker engine about image ${image}: ${firstLine(error)}`, { cause: error });
   }
 }
 

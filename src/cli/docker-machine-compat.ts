@@ -1,10 +1,10 @@
 /** Docker Machine flags on tmachine's command line: the ones tmachine does not take are refused by name. */
-import type { DriverDefinition } from '../../drivers/types.js';
+import type { AnyDriverDefinition } from '../../drivers/kit/index.js';
 import { TmachineError } from '../errors.js';
 import { dockerMachineFlagRefusal } from './docker-machine-flags.js';
 
 /** Throws the one line for the first Docker Machine flag in argv that tmachine does not support. */
-export function refuseDockerMachineFlags(argv: string[], definition: DriverDefinition | undefined): void {
+export function refuseDockerMachineFlags(argv: string[], definition: AnyDriverDefinition | undefined): void {
   const known = new Set<string>();
   for (const flag of definition?.flags ?? []) {
     known.add(flag.name);

@@ -4,13 +4,13 @@ import { driverNameFromArgv, oclifDriverFlags } from '../cli/driver-flags.js';
 import { refuseDockerMachineFlags } from '../cli/docker-machine-compat.js';
 import { engineFlags, engineOptionsFromFlags } from '../cli/engine-flags.js';
 import { machineNames } from '../cli/names.js';
-import { checkDriverFlagValues, checkLocalEngineBundle } from '../cli/validate.js';
 import { loadDriverDefinition } from '../../drivers/registry.js';
-import type { DriverDefinition } from '../../drivers/types.js';
+import type { AnyDriverDefinition } from '../../drivers/kit/index.js';
 import { chooseDefaultDriver } from '../machine/default-driver.js';
-import { createTask, prepareCreate, sharedEngineSource } from '../machine/create.js';
-import { runTasks } from '../ui/progress.js';
+import { checkCapacity, prepareCreate, type PreparedCreate } from '../machine/create.js';
+import { createMachines } from '../machine/plans.js';
 import { info } from '../ui/log.js';
+import { withInterrupts } from '../ui/interrupt.js';
 
 export default class Create extends BaseCommand {
   static override summary = 'Create machines: make the hosts, install the engine, open the swarm ports';
@@ -36,7 +36,7 @@ export default class Create extends BaseCommand {
     const driverName = driverNameFromArgv(this.argv) ?? process.env['MACHINE_DRIVER'] ?? (await chooseDefaultDriver());
     // A Docker Machine flag tmachine does not take is named with its doc row, even when
     // the driver it belongs to is not installed here.
-    let definition: DriverDefinition | undefined;
+    let definition: AnyDriverDefinition | undefined;
     let loadError: unknown;
     try {
       definition = await loadDriverDefinition(driverName);
@@ -51,11 +51,8 @@ export default class Create extends BaseCommand {
     });
     const store = await this.store();
     const names = await machineNames(store, argv as string[], flags.count, flags.prefix);
-    // Everything that can be wrong without asking anyone is checked before any host is contacted.
-    checkDriverFlagValues(definition, flags as Record<string, unknown>);
     const engine = engineOptionsFromFlags(flags, definition.defaultEngineInstall ?? 'bundle');
-    await checkLocalEngineBundle(engine.bundle);
-    const prepared = [];
+    const prepared: PreparedCreate[] = [];
     for (const name of names) {
       prepared.push(
         await prepareCreate(store, {
@@ -67,11 +64,8 @@ export default class Create extends BaseCommand {
         }),
       );
     }
-    const source = sharedEngineSource(store, prepared[0]!.engine, info);
-    await runTasks(
-      prepared.map((p) => createTask(store, p, source)),
-      { concurrent: true, continueOnError: true },
-    );
+    await checkCapacity(definition, names.length);
+    await withInterrupts(store, (signal) => createMachines(store, prepared, { keepOnFailure: flags['keep-on-failure'], signal }));
     for (const name of names) info(`Machine "${name}" is ready. To point your Docker client at it: eval "$(tmachine env ${name})"`);
   }
 }

@@ -36,7 +36,7 @@ export default class Import extends BaseCommand {
       throw new TmachineError(`nothing imported from ${from}`, { hint: plan.length === 0 ? 'the store has no machines' : 'see the lines above for why each machine was skipped' });
     }
     if (flags['regenerate-certs']) {
-      const { provisionMachines } = await import('../machine/provision.js');
+      const { provisionMachines } = await import('../machine/plans.js');
       await provisionMachines(store, imported, { forceCerts: true });
     } else if (!flags['no-contact']) {
       // First contact now: pins each host key and says which hosts do not answer.

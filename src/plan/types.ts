@@ -25,6 +25,22 @@ export interface PhaseRun {
   report(message: string): void;
   /** Aborted on Ctrl-C/SIGTERM. */
   signal: AbortSignal;
+  /** True under --dry-run (only phases with `pipeline: true` are run then; they must change nothing outside step()). */
+  dryRun: boolean;
+  /**
+   * Runs one named sub-step of this host's pipeline (its own progress line and result):
+   * asks needsRun, runs unless --dry-run. Lets one host go through its steps without
+   * waiting for the others (create, provision).
+   */
+  step(sub: SubStep): Promise<StepOutcome>;
+}
+
+/** One step inside a pipeline phase (the provision steps of one host). */
+export interface SubStep {
+  id: string;
+  title: string;
+  needsRun?(): Promise<boolean>;
+  run(report: (message: string) => void): Promise<void>;
 }
 
 export interface Phase<C> {
@@ -40,7 +56,12 @@ export interface Phase<C> {
   run(context: C, run: PhaseRun): Promise<void>;
   /** The --dry-run line for a host (default: the title). */
   describe?(context: C, host: string | undefined): string;
-  /** Undoes this phase's work on a host when a later phase fails (most phases need none). */
+  /**
+   * A per-host pipeline: run() drives its own sub-steps through PhaseRun.step(), and is
+   * called under --dry-run too (where step() only asks needsRun).
+   */
+  pipeline?: boolean;
+  /** Undoes this phase's work on a host when it or a later phase fails or is interrupted. */
   cleanup?(context: C, run: PhaseRun): Promise<void>;
 }
 
