@@ -14,7 +14,8 @@ export const PREREQUISITES = [
   ['ssh-keygen', 'openssh-client'],
   ['iptables', 'iptables'],
   ['openssl', 'openssl'],
-  // NoCloud cidata ISOs for the cloud-host test support (osirrox extracts, xorriso makes).
+  // NoCloud cidata ISOs for the cloud-host test support (osirrox extracts, xorriso makes);
+  // the virtualbox tests read tmachine's own seed ISO back with xorriso.
   ['osirrox', 'xorriso'],
 ];
 

@@ -114,17 +114,17 @@ const plans = new Map<string, Promise<LaunchPlan>>();
 
 /** One plan per option set per process: `swarm bootstrap` opens many drivers with the same options. */
 function planFor(api: Ec2Api, context: Ec2Context): Promise<LaunchPlan> {
-  const key = JSON.stringify([api.region, context.options]);
+  const key = JSON.stringify([api.region, context.options, context.engineArch]);
   let plan = plans.get(key);
   if (!plan) {
-    plan = preparePlan(api, context.options);
+    plan = preparePlan(api, context.options, context.engineArch);
     plans.set(key, plan);
     plan.catch(() => plans.delete(key));
   }
   return plan;
 }
 
-async function preparePlan(api: Ec2Api, options: Ec2Options): Promise<LaunchPlan> {
+async function preparePlan(api: Ec2Api, options: Ec2Options, engineArch: string | undefined): Promise<LaunchPlan> {
   const types = await api.call('DescribeInstanceTypes', () => api.ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: options.instanceTypes as _InstanceType[] })));
   const archOf = new Map((types.InstanceTypes ?? []).map((t) => [t.InstanceType ?? '', t.ProcessorInfo?.SupportedArchitectures ?? []]));
   const architectures = new Set(options.instanceTypes.map((t) => (archOf.get(t)?.includes('arm64') ? 'arm64' : 'x86_64')));
@@ -132,6 +132,13 @@ async function preparePlan(api: Ec2Api, options: Ec2Options): Promise<LaunchPlan
     throw new DriverError('invalid-input', `--ec2-instance-type mixes x86_64 and arm64 types (${options.instanceTypes.join(', ')})`, { hint: 'list types of one architecture: the image is chosen for it' });
   }
   const architecture = [...architectures][0]!;
+  // The engine bundle must run on the instances: uname's aarch64 is EC2's arm64.
+  const bundleArchitecture = engineArch === 'aarch64' ? 'arm64' : engineArch;
+  if (bundleArchitecture && bundleArchitecture !== architecture) {
+    throw new DriverError('invalid-input', `the engine bundle is for ${engineArch} but ${options.instanceTypes.join(', ')} ${options.instanceTypes.length > 1 ? 'are' : 'is'} ${architecture}`, {
+      hint: architecture === 'arm64' ? 'give an arm64 bundle with --engine-bundle, or pick an x86_64 instance type' : 'give an x86_64 bundle with --engine-bundle, or pick an arm64 instance type',
+    });
+  }
 
   let imageId = options.ami;
   if (!imageId) {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { isDriverError, type ClusterHints } from '../../drivers/kit/index.js';
 import { detectHost } from '../../provision/os.js';
 import { provisionPlan, type ProvisionContext } from '../../provision/engine-install.js';
+import { bundleArch } from '../engine/bundle.js';
 import { engineClient } from '../engine/client.js';
 import { TmachineError } from '../errors.js';
 import type { Phase, PhaseRun, PlanReport } from '../plan/types.js';
@@ -115,6 +116,8 @@ async function reserveMachine(ctx: MachinesContext, prepared: PreparedCreate, si
     report,
     signal,
     ...(ctx.cluster ? { cluster: ctx.cluster } : {}),
+    // Bundles are made for (Debian build) or fetched for this computer's architecture.
+    ...(prepared.engine.install === 'bundle' ? { engineArch: bundleArch() } : {}),
   });
   ctx.instances.set(name, instance);
   return instance;

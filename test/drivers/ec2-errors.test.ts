@@ -18,7 +18,7 @@ afterAll(async () => {
   await fake?.close();
 });
 
-async function preCreateFailure(given: Record<string, unknown>): Promise<DriverError> {
+async function preCreateFailure(given: Record<string, unknown>, engineArch?: string): Promise<DriverError> {
   const options = parseOptions(
     definition.optionsSchema,
     resolveRawOptions(definition.flags, { 'ec2-access-key': 'AKIAFAKEERRORS000001', 'ec2-secret-key': 'errors-secret', 'ec2-region': 'us-east-1', 'ec2-endpoint': fake.url, ...given }),
@@ -36,6 +36,7 @@ async function preCreateFailure(given: Record<string, unknown>): Promise<DriverE
     report: () => undefined,
     note: () => undefined,
     saveState: async () => undefined,
+    ...(engineArch ? { engineArch } : {}),
   };
   const driver = (await definition.load()).open(context);
   try {
@@ -79,6 +80,13 @@ describe('ec2 driver: failures before anything is made', () => {
     const unknown = await preCreateFailure({ 'ec2-instance-type': ['t9.huge'] });
     expect(unknown.kind).toBe('invalid-input');
     expect(unknown.message).toMatch(/^EC2 DescribeInstanceTypes: .*t9\.huge.* \(InvalidInstanceType\)$/);
+  });
+
+  it('an engine bundle of another architecture than the instance type, before anything is launched', async () => {
+    const error = await preCreateFailure({ 'ec2-instance-type': ['t4g.small'] }, 'x86_64');
+    expect(error.kind).toBe('invalid-input');
+    expect(error.message).toBe('the engine bundle is for x86_64 but t4g.small is arm64');
+    expect(error.hint).toContain('--engine-bundle');
   });
 
   it('an endpoint that does not answer', async () => {
