@@ -12,7 +12,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { builtInDriverNames } from '../../drivers/registry.js';
+import { parseOptions, resolveRawOptions, storableOptions } from '../../drivers/kit/index.js';
+import { builtInDriverNames, loadDriverDefinition } from '../../drivers/registry.js';
 import { TmachineError } from '../errors.js';
 import { STORE_SCHEMA_VERSION, type MachineRecord } from '../store/machine-record.js';
 import { validateMachineName, type Store } from '../store/store.js';
@@ -74,6 +75,8 @@ export interface ImportPlanEntry {
   /** Set when the machine cannot be imported: the one line saying why. */
   skip?: string;
   record?: MachineRecord;
+  /** What stays behind when the imported machine is removed, said once at import. */
+  note?: string;
   /** Files to copy: source in the DM store -> file name in the tmachine machine dir. */
   files?: Array<{ from: string; to: string }>;
 }
@@ -87,40 +90,79 @@ async function exists(file: string): Promise<boolean> {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
+type ResourceEntry = MachineRecord['driver']['resources'][number];
+
+interface DriverIdentity {
+  options: Record<string, unknown>;
+  state: Record<string, unknown>;
+  /** The undo log: what `rm` of the imported machine removes (through the driver). */
+  resources: ResourceEntry[];
+  /** Docker Machine reached VirtualBox VMs through a NAT port forward on 127.0.0.1. */
+  ssh?: { host: string };
+  /** Said once at import: what stays behind when the machine is removed. */
+  note?: string;
+}
+
 /**
- * The identity a cloud or VM machine keeps: the fields the ec2/gce/virtualbox drivers need
- * to find the same instance (instance id and region, project and zone, VM name).
+ * The identity a cloud or VM machine keeps, in the state and undo-log shapes of tmachine's
+ * ec2/gce/virtualbox drivers (instance id and region, project and zone, VM name), so
+ * `stop`, `start` and `rm` go through the right driver to the same instance.
  */
-function driverIdentity(dmDriver: string, driver: Record<string, unknown>): { options: Record<string, unknown>; state: Record<string, unknown> } {
+function driverIdentity(dmDriver: string, name: string, driver: Record<string, unknown>): DriverIdentity {
   if (dmDriver === 'amazonec2') {
     const region = str(driver['Region']);
-    const zone = str(driver['Zone']);
+    const letter = str(driver['Zone']);
+    const zone = letter && region && /^[a-z]$/.test(letter) ? `${region}${letter}` : letter;
+    const instanceId = str(driver['InstanceId']);
     return {
-      options: { ...(region ? { 'ec2-region': region } : {}), ...(zone ? { 'ec2-zone': zone } : {}), ...(str(driver['InstanceType']) ? { 'ec2-instance-type': driver['InstanceType'] } : {}) },
+      options: {
+        ...(region ? { 'ec2-region': region } : {}),
+        ...(zone ? { 'ec2-zone': zone } : {}),
+        ...(str(driver['InstanceType']) ? { 'ec2-instance-type': [driver['InstanceType']] } : {}),
+        // An EC2-compatible endpoint Docker Machine was pointed at (--amazonec2-endpoint).
+        ...(str(driver['Endpoint']) ? { 'ec2-endpoint': driver['Endpoint'] } : {}),
+        ...(str(driver['SSHUser']) ? { 'ec2-ssh-user': driver['SSHUser'] } : {}),
+      },
       state: {
-        ...(str(driver['InstanceId']) ? { instanceId: driver['InstanceId'] } : {}),
+        ...(instanceId ? { instanceId } : {}),
         ...(region ? { region } : {}),
         ...(zone ? { zone } : {}),
-        ...(str(driver['KeyName']) ? { keyName: driver['KeyName'] } : {}),
-        ...(str(driver['PrivateIPAddress']) ? { privateAddress: driver['PrivateIPAddress'] } : {}),
+        ...(str(driver['InstanceType']) ? { instanceType: driver['InstanceType'] } : {}),
+        ...(str(driver['SSHUser']) ? { sshUser: driver['SSHUser'] } : {}),
+        ...(str(driver['IPAddress']) ? { publicIp: driver['IPAddress'] } : {}),
+        ...(str(driver['PrivateIPAddress']) ? { privateIp: driver['PrivateIPAddress'] } : {}),
+        ...(str(driver['VpcId']) ? { vpcId: driver['VpcId'] } : {}),
+        ...(str(driver['SubnetId']) ? { subnetId: driver['SubnetId'] } : {}),
       },
+      resources: instanceId ? [{ kind: 'instance', id: instanceId, label: `instance ${instanceId}`, ...(region ? { details: { region } } : {}) }] : [],
+      note: `its key pair ${str(driver['KeyName']) ?? name} and security group stay when it is removed (Docker Machine made them; other machines may share the group)`,
     };
   }
   if (dmDriver === 'google') {
     const project = str(driver['Project']);
     const zone = str(driver['Zone']);
+    const instance = str(driver['MachineName']) ?? name;
     return {
       options: { ...(project ? { 'gce-project': project } : {}), ...(zone ? { 'gce-zone': zone } : {}), ...(str(driver['MachineType']) ? { 'gce-machine-type': driver['MachineType'] } : {}) },
-      state: { instanceName: str(driver['MachineName']) ?? '', ...(project ? { project } : {}), ...(zone ? { zone } : {}) },
+      state: { instanceName: instance, ...(project ? { project } : {}), ...(zone ? { zone } : {}) },
+      resources: [{ kind: 'instance', id: instance, label: `instance ${instance}`, details: { ...(project ? { project } : {}), ...(zone ? { zone } : {}) } }],
     };
   }
   if (dmDriver === 'virtualbox') {
+    const vmName = str(driver['MachineName']) ?? name;
     return {
       options: { ...(typeof driver['Memory'] === 'number' ? { 'virtualbox-memory': driver['Memory'] } : {}), ...(typeof driver['CPU'] === 'number' ? { 'virtualbox-cpu-count': driver['CPU'] } : {}) },
-      state: { vmName: str(driver['MachineName']) ?? '' },
+      state: {
+        vmName,
+        ...(typeof driver['SSHPort'] === 'number' ? { sshPort: driver['SSHPort'] } : {}),
+        ...(str(driver['IPAddress']) ? { hostOnlyAddress: driver['IPAddress'] } : {}),
+      },
+      // VBoxManage takes the VM name where it takes its UUID; the VM's disks go with it.
+      resources: [{ kind: 'vm', id: vmName, label: `VirtualBox VM ${vmName}`, details: { name: vmName } }],
+      ssh: { host: '127.0.0.1' },
     };
   }
-  return { options: {}, state: {} };
+  return { options: {}, state: {}, resources: [] };
 }
 
 /** What importing each machine means, without changing anything. */
@@ -194,14 +236,27 @@ export async function planImport(store: Store, dmRoot: string, names: string[], 
       if (from) files.push({ from, to: file });
     }
     const engine = host.HostOptions?.EngineOptions ?? {};
-    const identity = driverIdentity(host.DriverName, d);
+    const identity = driverIdentity(host.DriverName, name, d);
     const enginePort = typeof d['EnginePort'] === 'number' ? (d['EnginePort'] as number) : 2376;
     const genericOptions =
       driver === 'generic'
         ? { 'generic-ip-address': d.IPAddress, 'generic-ssh-user': d.SSHUser, 'generic-ssh-port': d.SSHPort, ...(str(d['SSHKey']) ? { 'generic-ssh-key': d['SSHKey'] } : {}) }
         : {};
+    // Stored as create stores them: every flag resolved (defaults included), secrets dropped,
+    // and valid for the driver's schema, which every later command parses them with.
+    let storedOptions: Record<string, unknown>;
+    try {
+      const definition = await loadDriverDefinition(driver);
+      const raw = resolveRawOptions(definition.flags, { ...genericOptions, ...identity.options });
+      parseOptions(definition.optionsSchema, raw, definition.flags);
+      storedOptions = storableOptions(definition.flags, raw);
+    } catch (error) {
+      plan.push({ name, skip: `its settings do not fit tmachine's ${driver} driver: ${error instanceof Error ? error.message : String(error)}` });
+      continue;
+    }
     plan.push({
       name,
+      ...(identity.note ? { note: identity.note } : {}),
       files,
       record: {
         schemaVersion: STORE_SCHEMA_VERSION,
@@ -209,11 +264,11 @@ export async function planImport(store: Store, dmRoot: string, names: string[], 
         createdAt: new Date().toISOString(),
         driver: {
           name: driver,
-          options: { ...genericOptions, ...identity.options },
+          options: storedOptions,
           state: { ...identity.state, importedFrom: { dockerMachine: path.join(dir, 'config.json'), driver: host.DriverName } },
-          resources: [],
+          resources: identity.resources,
         },
-        ssh: { user: d.SSHUser, host: d.IPAddress, port: d.SSHPort, keyPath: 'id_rsa' },
+        ssh: { user: d.SSHUser, host: identity.ssh?.host ?? d.IPAddress, port: d.SSHPort, keyPath: 'id_rsa' },
         addresses: { public: d.IPAddress, ...(str(d['PrivateIPAddress']) ? { private: d['PrivateIPAddress'] as string } : {}) },
         engine: {
           // Docker Machine installed the engine; tmachine verifies it and leaves it be.

@@ -30,7 +30,7 @@ export default class Import extends BaseCommand {
       }
       await applyImport(store, entry);
       imported.push(entry.name);
-      info(`imported ${entry.name} (${entry.record!.driver.name}, ${entry.record!.addresses.public})`);
+      info(`imported ${entry.name} (${entry.record!.driver.name}, ${entry.record!.addresses.public})${entry.note ? `; ${entry.note}` : ''}`);
     }
     if (imported.length === 0) {
       throw new TmachineError(`nothing imported from ${from}`, { hint: plan.length === 0 ? 'the store has no machines' : 'see the lines above for why each machine was skipped' });

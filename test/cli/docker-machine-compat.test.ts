@@ -221,10 +221,12 @@ describe('import from a Docker Machine store, ssh and scp on the imported machin
       'server.pem': 'SERVER\n',
       'server-key.pem': 'SERVERKEY\n',
     }, { Labels: ['owner=ops'], ArbitraryFlags: ['dns=8.8.8.8'] });
-    writeDockerMachineMachine(dm, 'aws1', 'amazonec2', { IPAddress: '203.0.113.5', SSHUser: 'ubuntu', InstanceId: 'i-0123456789abcdef0', Region: 'eu-west-1', Zone: 'a' }, { id_rsa: 'k' });
-    writeDockerMachineMachine(dm, 'gce1', 'google', { IPAddress: '203.0.113.6', Project: 'p', Zone: 'europe-west1-b' }, { id_rsa: 'k' });
-    writeDockerMachineMachine(dm, 'vbox1', 'virtualbox', { IPAddress: '192.168.99.100', SSHPort: 50569, CPU: 1, Memory: 1024 }, { id_rsa: 'k' });
-    writeDockerMachineMachine(dm, 'dobox', 'digitalocean', { IPAddress: '203.0.113.7' }, { id_rsa: 'k' });
+    // Addresses on 127.0.0.x and SSH ports nothing listens on: the first contact import makes
+    // stays on this machine (no cloud is asked: import reads config.json only).
+    writeDockerMachineMachine(dm, 'aws1', 'amazonec2', { IPAddress: '127.0.0.3', SSHPort: 1, SSHUser: 'ubuntu', InstanceId: 'i-0123456789abcdef0', Region: 'eu-west-1', Zone: 'a' }, { id_rsa: 'k' });
+    writeDockerMachineMachine(dm, 'gce1', 'google', { IPAddress: '127.0.0.4', SSHPort: 1, Project: 'p', Zone: 'europe-west1-b' }, { id_rsa: 'k' });
+    writeDockerMachineMachine(dm, 'vbox1', 'virtualbox', { IPAddress: '127.0.0.5', SSHPort: 1, CPU: 1, Memory: 1024 }, { id_rsa: 'k' });
+    writeDockerMachineMachine(dm, 'dobox', 'digitalocean', { IPAddress: '127.0.0.6' }, { id_rsa: 'k' });
     before = treeChecksum(dm);
   });
   afterAll(async () => {
@@ -238,6 +240,8 @@ describe('import from a Docker Machine store, ssh and scp on the imported machin
     const r = await cli(['import']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/imported legacy1 \(generic, 127\.0\.0\.1\)/);
+    // Cloud and VM machines keep their identity for their driver (rm through it: import-ec2.test.ts).
+    const identity = (name: string) => (JSON.parse(fs.readFileSync(path.join(store.path, 'machines', name, 'config.json'), 'utf8')) as { driver: { state: Record<string, unknown> } }).driver.state;
     // The ec2/gce/virtualbox drivers have not landed here: each such machine is one line.
     const installed = new Set((await import('../../drivers/registry.js')).builtInDriverNames());
     for (const [name, dmDriver, driver] of [
@@ -245,7 +249,12 @@ describe('import from a Docker Machine store, ssh and scp on the imported machin
       ['gce1', 'google', 'gce'],
       ['vbox1', 'virtualbox', 'virtualbox'],
     ] as const) {
-      if (installed.has(driver)) expect(r.stderr).toMatch(new RegExp(`imported ${name} \\(${driver}`));
+      if (installed.has(driver)) {
+        expect(r.stderr).toMatch(new RegExp(`imported ${name} \\(${driver}`));
+        if (driver === 'ec2') expect(identity(name)).toMatchObject({ instanceId: 'i-0123456789abcdef0', region: 'eu-west-1', zone: 'eu-west-1a' });
+        if (driver === 'virtualbox') expect(identity(name)).toMatchObject({ vmName: 'vbox1', sshPort: 1 });
+        if (driver === 'gce') expect(identity(name)).toMatchObject({ project: 'p', zone: 'europe-west1-b' });
+      }
       else expect(r.stderr).toMatch(new RegExp(`skipped ${name}: Docker Machine driver "${dmDriver}" is tmachine's "${driver}" driver, which this tmachine does not have yet`));
     }
     expect(r.stderr).toMatch(/skipped dobox: driver "digitalocean" has no tmachine equivalent/);
