@@ -55,6 +55,28 @@ describe('defect 1: a multi-value flag never swallows the machine name', () => {
     // "c" is the second label (no k=v): proof that both values were collected, and m1 was not.
     expectOneLineError(r, /--engine-label takes k=v, not "c"/);
   });
+
+  it("a driver's repeatable flag (string[]) does not take the name either", async () => {
+    const r = await cli(['create', '--driver', 'amazonec2', '--amazonec2-instance-type', 't3.small', 'bad name']);
+    expectOneLineError(r, /invalid machine name "bad name"/);
+  });
+});
+
+describe('set-up: tmachine runs on Node 22+ whatever Node starts it', () => {
+  it('started by the system Node 20, it runs on the project\'s Node 24 and prints no engine warning', () => {
+    const systemNode = '/usr/bin/node';
+    const major = Number(execFileSync(systemNode, ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).trim());
+    expect(major).toBeLessThan(22); // this machine's Debian 12 Node: the case that matters
+    const r = spawnSync(systemNode, [path.join(repoRoot, 'bin', 'run.js'), '--version'], { encoding: 'utf8', env: { ...process.env, TMACHINE_STORAGE_PATH: store.path } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/node-v2[2-9]\./);
+    expect(r.stderr).not.toMatch(/Node version must be/);
+    expect(r.stderr).toBe('');
+    // Exit codes pass through the re-exec.
+    const failing = spawnSync(systemNode, [path.join(repoRoot, 'bin', 'run.js'), 'inspect', 'nope'], { encoding: 'utf8', env: { ...process.env, TMACHINE_STORAGE_PATH: store.path } });
+    expect(failing.status).toBe(1);
+    expect(failing.stderr.trim()).toMatch(/^Error: machine "nope" does not exist/);
+  });
 });
 
 describe('defect 7: one clear line before anything remote', () => {

@@ -125,4 +125,21 @@ echo "config: $(eval "docker $(tmachine config ${manager1} | tr '\\n' ' ') info 
     expect(row.startsWith(`${legacy} generic Running v${lab.bundleVersion}`), row).toBe(true);
     expect(treeChecksum(dm)).toBe(before);
   });
+
+  it('tmachine swarm context --export: a context for a healthy manager, importable elsewhere', async () => {
+    ok(await other.cli(['swarm', 'bootstrap', '--manager', legacy]));
+    const file = path.join(work, 'swarm.dockercontext');
+    const made = ok(await other.cli(['swarm', 'context', '--export', file, '--context-name', 'team-swarm']));
+    expect(made.stderr).toContain(`(manager ${legacy})`);
+    const config = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-docker-config-'));
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_CONFIG: config };
+      for (const key of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'DOCKER_CONTEXT']) delete env[key];
+      execFileSync('docker', ['context', 'import', 'team-swarm', file], { env, encoding: 'utf8' });
+      const nodes = execFileSync('docker', ['--context', 'team-swarm', 'node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'], { env, encoding: 'utf8' });
+      expect(nodes.trim()).toMatch(/ Leader$/);
+    } finally {
+      fs.rmSync(config, { recursive: true, force: true });
+    }
+  });
 });
