@@ -135,6 +135,8 @@ describe('Docker Machine formats, flags and templates (no host)', () => {
       'export DOCKER_MACHINE_NAME="web1"',
     ]);
     expect((await cli(['env', '--shell', 'fish', 'web1'])).stdout).toContain('set -gx DOCKER_HOST "tcp://127.0.0.1:2376";');
+    expect((await cli(['env', '--shell', 'bash', '--no-proxy', 'web1'], { NO_PROXY: 'corp.example' })).stdout).toContain('export NO_PROXY="corp.example,127.0.0.1"');
+    expect((await cli(['env', '-u', '--shell', 'bash'])).stdout.split('\n').slice(0, 4)).toEqual(['unset DOCKER_TLS_VERIFY', 'unset DOCKER_HOST', 'unset DOCKER_CERT_PATH', 'unset DOCKER_MACHINE_NAME']);
     expect((await cli(['env', '--shell', 'cmd', 'web1'])).stdout).toContain('SET DOCKER_HOST=tcp://127.0.0.1:2376');
     expect((await cli(['env', '--shell', 'powershell', 'web1'])).stdout).toContain('$Env:DOCKER_HOST = "tcp://127.0.0.1:2376"');
     expect((await cli(['ip', 'web1', 'db1'])).stdout).toBe('127.0.0.1\n127.0.0.2\n');
