@@ -10,6 +10,7 @@ import path from 'node:path';
 import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEBIAN_12_AMD64, FakeEc2 } from '../fakes/ec2/server.js';
+import { isolatedAwsEnv } from '../support/aws-env.js';
 import { runCli, tempStore } from '../support/cli.js';
 import { treeChecksum, writeDockerMachineMachine } from '../support/docker-machine-store.js';
 
@@ -23,19 +24,7 @@ describe('import of a Docker Machine amazonec2 machine (fake EC2)', () => {
   const dm = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-dm-ec2-'));
   const noHome = path.join(dm, '..', `${path.basename(dm)}-aws-home`);
   let before = '';
-  // Only the environment's credentials: no real profile, no instance metadata.
-  const env = {
-    AWS_ACCESS_KEY_ID: ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY: SECRET_ACCESS_KEY,
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    AWS_REGION: undefined,
-    AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_CONFIG_FILE: path.join(noHome, 'config'),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(noHome, 'credentials'),
-    MACHINE_STORAGE_PATH: dm,
-  };
+  const env = { ...isolatedAwsEnv(noHome, { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY }), MACHINE_STORAGE_PATH: dm };
   const cli = (args: string[]) => runCli(args, { store: store.path, env });
 
   beforeAll(async () => {
