@@ -17,6 +17,7 @@ describeE2E('Docker Machine users on real hosts', () => {
   let lab: Lab;
   const s = labSession('dm');
   const other = labSession('dmsrc');
+  const third = labSession('dmre');
   const manager1 = s.name('manager1');
   const worker1 = s.name('worker1');
   const worker2 = s.name('worker2');
@@ -35,6 +36,7 @@ describeE2E('Docker Machine users on real hosts', () => {
     if (lab) {
       await s.cleanup(lab.docker);
       await other.cleanup(lab.docker);
+      await third.cleanup(lab.docker);
     }
     fs.rmSync(work, { recursive: true, force: true });
   });
@@ -141,5 +143,18 @@ echo "config: $(eval "docker $(tmachine config ${manager1} | tr '\\n' ' ') info 
     } finally {
       fs.rmSync(config, { recursive: true, force: true });
     }
+  });
+
+  it('import --regenerate-certs: the engine then trusts the new store, not the certificates Docker Machine had', async () => {
+    const dm = path.join(work, 'docker-machine-store');
+    const before = treeChecksum(dm);
+    const r = ok(await third.cli(['import', '--regenerate-certs', legacy], { env: { MACHINE_STORAGE_PATH: dm } }));
+    expect(r.stderr).toMatch(new RegExp(`imported ${legacy} \\(generic`));
+    const info = shell(third, `eval "$(tmachine env ${legacy})"; docker info --format '{{.ServerVersion}}'`);
+    expect(info.trim()).toContain(lab.bundleVersion);
+    // The certificates the Docker Machine store holds no longer open the engine.
+    const stale = shell(s, `eval "$(tmachine env ${legacy})"; docker info --format '{{.ServerVersion}}' 2>&1 || true`);
+    expect(stale).toMatch(/certificate|tls|x509/i);
+    expect(treeChecksum(dm)).toBe(before);
   });
 });
