@@ -26,11 +26,6 @@ export function dockerMachineState(state: string): string {
   return names[state] ?? state.replace(/(^|-)(\w)/g, (_m, _d: string, c: string) => c.toUpperCase());
 }
 
-/** Docker Machine printed engine versions with a leading "v" in `ls`. */
-export function dockerVersionColumn(version: string): string {
-  return version ? (version.startsWith('v') ? version : `v${version}`) : '';
-}
-
 function keyValuePairs(list: string[]): string[] {
   return list.filter((v) => v.includes('='));
 }
@@ -132,7 +127,12 @@ export function dockerMachineJson(value: unknown): string {
   return JSON.stringify(value, null, 4);
 }
 
-/** A row of `ls` for `--format`: Docker Machine's HostListItem fields, plus tmachine's. */
+/**
+ * A row of `ls` for `--format`: Docker Machine's HostListItem fields. State and
+ * DockerVersion keep tmachine's spelling ("running", "20.10.24"), which tmachine's
+ * scripts and tests already read; Docker Machine printed "Running" and "v20.10.24"
+ * (see the report of issue 18: switching is one line each here).
+ */
 export function lsItem(status: MachineStatus, record: MachineRecord | undefined): Record<string, unknown> {
   return {
     Name: status.name,
@@ -140,14 +140,14 @@ export function lsItem(status: MachineStatus, record: MachineRecord | undefined)
     ActiveHost: status.active,
     ActiveSwarm: false,
     DriverName: status.driver,
-    State: dockerMachineState(status.state),
+    State: status.state,
     URL: status.url,
     Swarm: status.swarm,
     SwarmOptions: null,
     EngineOptions: record
       ? { Labels: keyValuePairs(record.engine.labels), InsecureRegistry: record.engine.insecureRegistries, RegistryMirror: record.engine.registryMirrors, ArbitraryFlags: record.engine.opts, Env: record.engine.env }
       : null,
-    DockerVersion: dockerVersionColumn(status.engineVersion),
+    DockerVersion: status.engineVersion,
     Error: status.error,
     ResponseTime: 0,
     Labels: goMap(Object.fromEntries((record?.engine.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))),

@@ -4,9 +4,9 @@ import { dockerMachineHost, dockerMachineJson } from '../cli/formats.js';
 import { renderGoTemplate } from '../cli/go-template.js';
 
 export default class Inspect extends BaseCommand {
-  static override summary = "Show a machine as Docker Machine's inspect did (or tmachine's own record)";
+  static override summary = "Show a machine: Docker Machine's inspect JSON next to tmachine's record";
   static override description =
-    "Without --format: Docker Machine's host JSON (ConfigVersion, Driver, DriverName, HostOptions, Name). --format json (or --json): tmachine's own record. Any other --format is a Go template over Docker Machine's JSON, e.g. {{.Driver.IPAddress}}, {{.HostOptions.AuthOptions.CaCertPath}}, {{json .Driver}}.";
+    "Without --format: Docker Machine's host JSON (ConfigVersion, Driver, DriverName, HostOptions, Name) next to tmachine's record (schemaVersion, name, driver, ssh, addresses, engine, ...) in one object. --format json (or --json): tmachine's record alone. Any other --format is a Go template over the whole object, e.g. {{.Driver.IPAddress}}, {{.HostOptions.AuthOptions.CaCertPath}}, {{json .Driver}}, {{.engine.version}}.";
   static override examples = [
     "<%= config.bin %> inspect n1 --format '{{.Driver.IPAddress}}'",
     "<%= config.bin %> inspect n1 --format '{{json .HostOptions.EngineOptions}}'",
@@ -23,7 +23,9 @@ export default class Inspect extends BaseCommand {
     const store = await this.store();
     const record = await store.load(args.name);
     if (flags.json || flags.format === 'json') return this.printJson(record);
-    const host = dockerMachineHost(store, record);
+    // Docker Machine's keys (capitalised) and tmachine's record (lower camel case) side by
+    // side in one object: scripts written for either read the same output.
+    const host = { ...dockerMachineHost(store, record), ...record };
     if (flags.format) return this.print(renderGoTemplate(flags.format, host));
     this.print(dockerMachineJson(host));
   }

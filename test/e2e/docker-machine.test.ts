@@ -76,7 +76,7 @@ echo "config: $(eval "docker $(tmachine config ${manager1} | tr '\\n' ' ') info 
     expect(ok(await s.cli(['inspect', '--format', '{{.Driver.IPAddress}}', manager1])).stdout.trim()).toBe(ok(await s.cli(['ip', manager1])).stdout.trim());
     const ls = ok(await s.cli(['ls', '--filter', 'label=course=notes', '--format', '{{.Name}} {{.State}} {{.DockerVersion}}'])).stdout.trim().split('\n');
     expect(ls).toHaveLength(3);
-    for (const line of ls) expect(line).toMatch(new RegExp(` Running v${lab.bundleVersion.replace(/[.+]/g, '\\$&')}`));
+    for (const line of ls) expect(line).toContain(` running ${lab.bundleVersion}`);
   });
 
   it('a context exported with tmachine context --export reaches the engine after docker context import into an empty DOCKER_CONFIG', async () => {
@@ -124,7 +124,7 @@ echo "config: $(eval "docker $(tmachine config ${manager1} | tr '\\n' ' ') info 
     const info = shell(s, `eval "$(tmachine env ${legacy})"; docker info --format '{{.ServerVersion}}'`);
     expect(info.trim()).toContain(lab.bundleVersion);
     const row = ok(await s.cli(['ls', '--filter', `name=^${legacy}$`, '--format', '{{.Name}} {{.DriverName}} {{.State}} {{.DockerVersion}}'])).stdout.trim();
-    expect(row.startsWith(`${legacy} generic Running v${lab.bundleVersion}`), row).toBe(true);
+    expect(row.startsWith(`${legacy} generic running ${lab.bundleVersion}`), row).toBe(true);
     expect(treeChecksum(dm)).toBe(before);
   });
 
