@@ -44,11 +44,22 @@ if (major < MIN_NODE_MAJOR) {
     process.exit(signal ? 128 + (constants.signals[signal] ?? 1) : (code ?? 1));
   });
 } else {
+  // Node's compile cache: later runs skip parsing and compiling the CLI's modules.
+  const module = await import('node:module');
+  module.enableCompileCache?.();
+  const argv = process.argv.slice(2);
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+    // oclif's version line, without loading oclif (a script asking for it pays ~40 ms, not ~130).
+    const { readFileSync } = await import('node:fs');
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    process.stdout.write(`${pkg.oclif?.bin ?? pkg.name}/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`);
+    process.exit(0);
+  }
   const { run, flush } = await import('@oclif/core');
   const { reportAndExit } = await import('../dist/src/errors.js');
   const { hoistGlobalFlags } = await import('../dist/src/cli/argv.js');
   try {
-    await run(hoistGlobalFlags(process.argv.slice(2)), import.meta.url);
+    await run(hoistGlobalFlags(argv), import.meta.url);
     await flush();
   } catch (error) {
     await reportAndExit(error);

@@ -6,7 +6,8 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DriverError, type AnyDriverDefinition } from './kit/index.js';
+import { DriverError } from './kit/errors.js';
+import type { AnyDriverDefinition } from './kit/driver.js';
 
 type DefinitionModule = { definition: AnyDriverDefinition };
 

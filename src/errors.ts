@@ -2,10 +2,10 @@
  * The one error type that carries a user-facing message. Anything else that reaches the top
  * is a bug or an unexpected failure and is reported as such (one line, stack only with --debug).
  */
-import { DriverError, type DriverErrorKind } from '../drivers/kit/index.js';
+import { DriverError, type DriverErrorKind } from '../drivers/kit/errors.js';
 import { redact } from './redact.js';
 
-export { DriverError, isDriverError, type DriverErrorKind } from '../drivers/kit/index.js';
+export { DriverError, isDriverError, type DriverErrorKind } from '../drivers/kit/errors.js';
 
 export interface TmachineErrorOptions {
   /** How to fix it; printed on the same line after the message. */

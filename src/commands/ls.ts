@@ -45,6 +45,12 @@ export default class Ls extends BaseCommand {
     }
     const filters = parseFilters(flags.filter ?? []);
     const store = await this.store();
+    if (flags.quiet && filters.length === 0) {
+      // Names only: no record needs reading (nor the schema loading), broken ones included.
+      const names = await listMachineDirs(store);
+      if (names.length > 0) this.print(names.join('\n'));
+      return;
+    }
     // One unreadable record must not hide the others: it is listed with its error.
     const entries: Entry[] = await Promise.all(
       (await listMachineDirs(store)).map(async (name): Promise<Entry> => {
