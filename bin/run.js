@@ -61,6 +61,9 @@ if (major < MIN_NODE_MAJOR) {
   try {
     await run(hoistGlobalFlags(argv), import.meta.url);
     await flush();
+    // Done means done: a state check abandoned at its deadline (a host that never answers)
+    // must not hold the process open until its socket gives up.
+    process.exit(process.exitCode ?? 0);
   } catch (error) {
     await reportAndExit(error);
   }
