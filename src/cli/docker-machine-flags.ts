@@ -90,7 +90,7 @@ export const DOCKER_MACHINE_FLAGS: DockerMachineFlagGroup[] = [
     flags: [
       gce('zone', 'GOOGLE_ZONE'),
       gce('machine-type', 'GOOGLE_MACHINE_TYPE'),
-      gce('machine-image', 'GOOGLE_MACHINE_IMAGE'),
+      renamed('google-machine-image', 'gce-image', 'GOOGLE_MACHINE_IMAGE'),
       gce('username', 'GOOGLE_USERNAME'),
       gce('project', 'GOOGLE_PROJECT'),
       gce('service-account', 'GOOGLE_SERVICE_ACCOUNT'),
