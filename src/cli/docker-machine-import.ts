@@ -144,7 +144,7 @@ function driverIdentity(dmDriver: string, name: string, driver: Record<string, u
     const instance = str(driver['MachineName']) ?? name;
     return {
       options: { ...(project ? { 'gce-project': project } : {}), ...(zone ? { 'gce-zone': zone } : {}), ...(str(driver['MachineType']) ? { 'gce-machine-type': driver['MachineType'] } : {}) },
-      state: { instanceName: instance, ...(project ? { project } : {}), ...(zone ? { zone } : {}) },
+      state: { instance, ...(project ? { project } : {}), ...(zone ? { zone } : {}), ...(str(driver['IPAddress']) ? { publicIp: driver['IPAddress'] } : {}) },
       resources: [{ kind: 'instance', id: instance, label: `instance ${instance}`, details: { ...(project ? { project } : {}), ...(zone ? { zone } : {}) } }],
     };
   }
