@@ -29,6 +29,7 @@ export default class SwarmBootstrap extends BaseCommand {
     manager: Flags.string({ description: 'Existing machine to make a manager (repeatable)', multiple: true }),
     worker: Flags.string({ description: 'Existing machine to make a worker (repeatable)', multiple: true }),
     advertise: Flags.string({ description: 'Advertise the private or public address', options: ['private', 'public'], default: 'private' }),
+    'encrypted-overlay': Flags.boolean({ description: 'Allow ESP (IP protocol 50) between members in the cloud firewalls, for overlays with --opt encrypted' }),
     'data-path-port': Flags.integer({ description: 'VXLAN port when 4789 is taken (firewalls follow)' }),
     'dry-run': Flags.boolean({ description: 'Print per host the steps that would run; change nothing' }),
     prune: Flags.boolean({ description: 'Drain and remove swarm nodes no longer listed' }),
@@ -62,7 +63,11 @@ export default class SwarmBootstrap extends BaseCommand {
         managerNames: flags.manager ?? [],
         workerNames: flags.worker ?? [],
         strict: flags.strict,
-        swarm: { advertise: flags.advertise as 'private' | 'public', ...(flags['data-path-port'] ? { dataPathPort: flags['data-path-port'] } : {}) },
+        swarm: {
+          advertise: flags.advertise as 'private' | 'public',
+          encryptedOverlay: flags['encrypted-overlay'],
+          ...(flags['data-path-port'] ? { dataPathPort: flags['data-path-port'] } : {}),
+        },
         engine,
       });
       if (warning) warn(`${warning} (--strict makes this an error)`);
