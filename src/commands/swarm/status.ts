@@ -1,6 +1,8 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { requireCluster } from '../../swarm/cluster-record.js';
+import { TmachineError } from '../../errors.js';
+import { loadShutdownRecord } from '../../swarm/ops/shutdown.js';
 import { clusterStatus, formatStatus } from '../../swarm/status.js';
 
 export default class SwarmStatus extends BaseCommand {
@@ -13,7 +15,14 @@ export default class SwarmStatus extends BaseCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(SwarmStatus);
     const store = await this.store();
-    const status = await clusterStatus(store, await requireCluster(store, flags.cluster));
+    const cluster = await requireCluster(store, flags.cluster);
+    const shutdown = await loadShutdownRecord(store, cluster.name);
+    if (shutdown) {
+      throw new TmachineError(`cluster "${cluster.name}" was shut down at ${shutdown.at} (${shutdown.managers} managers and stacks ${shutdown.stacks.map((s) => s.name).join(', ') || 'none'} recorded)`, {
+        hint: `bring it back with \`tmachine swarm start${flags.cluster ? ` --cluster ${flags.cluster}` : ''}\``,
+      });
+    }
+    const status = await clusterStatus(store, cluster);
     if (flags.json) return this.printJson(status);
     this.print(formatStatus(status));
   }

@@ -1,0 +1,76 @@
+/** Stacks handed to a manager's docker CLI, and images loaded onto every node. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { TmachineError } from '../../errors.js';
+import { connectMachine } from '../../machine/connect.js';
+import type { MachineRecord } from '../../store/machine-record.js';
+import type { Store } from '../../store/store.js';
+import { shellQuote } from '../../../provision/os.js';
+import { requireCluster, saveCluster, stacksDir } from '../cluster-record.js';
+import { onManager, openCluster } from './cluster.js';
+
+export interface DeployOptions {
+  withRegistryAuth?: boolean;
+  prune?: boolean;
+}
+
+export async function deployStack(store: Store, file: string, stack: string, clusterName: string | undefined, options: DeployOptions = {}): Promise<string> {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(stack)) throw new TmachineError(`invalid stack name "${stack}"`);
+  await fs.access(file).catch(() => {
+    throw new TmachineError(`stack file ${file} does not exist`);
+  });
+  const open = await openCluster(store, { ...(clusterName ? { cluster: clusterName } : {}) });
+  const kept = path.join(stacksDir(store, open.cluster.name), `${stack}.yml`);
+  await store.ensureDir(path.dirname(kept));
+  await store.writeSecretFile(kept, await fs.readFile(file));
+  // Images were resolved (or loaded) beforehand; asking a registry from here is never wanted offline.
+  const flags = ['--resolve-image never', options.withRegistryAuth ? '--with-registry-auth' : '', options.prune ? '--prune' : ''].filter(Boolean).join(' ');
+  const output = await onManager(store, open.manager, async (run, upload) => {
+    const remote = `/tmp/tmachine-stack-${stack}-${process.pid}.yml`;
+    await upload(kept, remote);
+    try {
+      return await run(`docker stack deploy ${flags} -c ${shellQuote(remote)} ${shellQuote(stack)}`);
+    } finally {
+      await run(`rm -f ${shellQuote(remote)}`).catch(() => undefined);
+    }
+  });
+  open.cluster.stacks = [...open.cluster.stacks.filter((s) => s.name !== stack), { name: stack, file: kept, deployedAt: new Date().toISOString() }];
+  await saveCluster(store, open.cluster);
+  return output;
+}
+
+export async function removeStack(store: Store, stack: string, clusterName?: string): Promise<void> {
+  const open = await openCluster(store, { ...(clusterName ? { cluster: clusterName } : {}) });
+  await onManager(store, open.manager, (run) => run(`docker stack rm ${shellQuote(stack)}`));
+  open.cluster.stacks = open.cluster.stacks.filter((s) => s.name !== stack);
+  await saveCluster(store, open.cluster);
+}
+
+/** Loads an image tarball (`docker save` output) into the engine of every member. */
+export async function loadImage(store: Store, tarball: string, clusterName?: string, machines?: string[]): Promise<string[]> {
+  await fs.access(tarball).catch(() => {
+    throw new TmachineError(`image tarball ${tarball} does not exist`);
+  });
+  let targets: MachineRecord[];
+  if (machines && machines.length > 0) targets = await Promise.all(machines.map((m) => store.load(m)));
+  else {
+    const cluster = await requireCluster(store, clusterName);
+    targets = await Promise.all(cluster.nodes.map((n) => store.load(n.name)));
+  }
+  const loaded: string[] = [];
+  await Promise.all(
+    targets.map(async (record) => {
+      const conn = await connectMachine(store, record);
+      try {
+        const remote = `/tmp/tmachine-image-${process.pid}.tar`;
+        await conn.upload(tarball, remote);
+        const out = await conn.run(`docker load -i ${remote}; rc=$?; rm -f ${remote}; exit $rc`, { what: 'docker load' });
+        loaded.push(`${record.name}: ${out.trim().split('\n').pop()}`);
+      } finally {
+        conn.close();
+      }
+    }),
+  );
+  return loaded.sort();
+}
+
