@@ -124,7 +124,7 @@ export async function shutdownPlan(store: Store, clusterName: string | undefined
     lastManager: last,
     nodeIds: Object.fromEntries([...nameOf].map(([id, name]) => [name, id])),
     stacks: cluster.stacks.map((s, order) => ({ name: s.name, file: s.file, order })),
-    machines: options.machines,
+    machines: options.machines === true,
   };
   const others = cluster.nodes.map((n) => n.name).filter((n) => n !== last && open.members.some((m) => m.record.name === n));
   const otherManagers = managerNames.filter((n) => n !== last);

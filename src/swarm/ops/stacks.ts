@@ -8,6 +8,22 @@ import type { Store } from '../../store/store.js';
 import { shellQuote } from '../../../provision/os.js';
 import { requireCluster, saveCluster, stacksDir } from '../cluster-record.js';
 import { onManager, openCluster } from './cluster.js';
+import { imageRegistry, registryLogin, withRegistryLogins, type RegistryLogin } from './registry.js';
+import { parse as parseYaml } from 'yaml';
+
+/** The images a stack file's services name. */
+export function stackImages(text: string, file: string): string[] {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (error) {
+    throw new TmachineError(`stack file ${file} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+  }
+  const services = (doc as { services?: Record<string, { image?: unknown }> } | null)?.services ?? {};
+  return Object.values(services)
+    .map((svc) => svc?.image)
+    .filter((i): i is string => typeof i === 'string');
+}
 
 export interface DeployOptions {
   withRegistryAuth?: boolean;
@@ -19,21 +35,30 @@ export async function deployStack(store: Store, file: string, stack: string, clu
   await fs.access(file).catch(() => {
     throw new TmachineError(`stack file ${file} does not exist`);
   });
+  const content = await fs.readFile(file);
+  const images = stackImages(content.toString('utf8'), file);
   const open = await openCluster(store, { ...(clusterName ? { cluster: clusterName } : {}) });
   const kept = path.join(stacksDir(store, open.cluster.name), `${stack}.yml`);
   await store.ensureDir(path.dirname(kept));
-  await store.writeSecretFile(kept, await fs.readFile(file));
+  await store.writeSecretFile(kept, content);
+  // Images from a registry tmachine holds credentials for: the manager logs in (password over
+  // stdin) and passes the credentials to the agents that pull.
+  const registries = [...new Set(images.map(imageRegistry).filter((r): r is string => r !== undefined))];
+  const logins = (await Promise.all(registries.map((r) => registryLogin(store, r)))).filter((l): l is RegistryLogin => l !== undefined);
+  const withRegistryAuth = options.withRegistryAuth || logins.length > 0;
   // Images were resolved (or loaded) beforehand; asking a registry from here is never wanted offline.
-  const flags = ['--resolve-image never', options.withRegistryAuth ? '--with-registry-auth' : '', options.prune ? '--prune' : ''].filter(Boolean).join(' ');
-  const output = await onManager(store, open.manager, async (run, upload) => {
-    const remote = `/tmp/tmachine-stack-${stack}-${process.pid}.yml`;
-    await upload(kept, remote);
-    try {
-      return await run(`docker stack deploy ${flags} -c ${shellQuote(remote)} ${shellQuote(stack)}`);
-    } finally {
-      await run(`rm -f ${shellQuote(remote)}`).catch(() => undefined);
-    }
-  });
+  const flags = ['--resolve-image never', withRegistryAuth ? '--with-registry-auth' : '', options.prune ? '--prune' : ''].filter(Boolean).join(' ');
+  const output = await withRegistryLogins(store, open.manager.record, logins, () =>
+    onManager(store, open.manager, async (run, upload) => {
+      const remote = `/tmp/tmachine-stack-${stack}-${process.pid}.yml`;
+      await upload(kept, remote);
+      try {
+        return await run(`docker stack deploy ${flags} -c ${shellQuote(remote)} ${shellQuote(stack)}`);
+      } finally {
+        await run(`rm -f ${shellQuote(remote)}`).catch(() => undefined);
+      }
+    }),
+  );
   open.cluster.stacks = [...open.cluster.stacks.filter((s) => s.name !== stack), { name: stack, file: kept, deployedAt: new Date().toISOString() }];
   await saveCluster(store, open.cluster);
   return output;
