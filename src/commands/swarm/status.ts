@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
 import { requireCluster } from '../../swarm/cluster-record.js';
 import { TmachineError } from '../../errors.js';
+import { loadRecoveryNote, recoveryLines } from '../../swarm/ops/recover.js';
 import { loadShutdownRecord } from '../../swarm/ops/shutdown.js';
 import { clusterStatus, formatStatus } from '../../swarm/status.js';
 
@@ -23,7 +24,9 @@ export default class SwarmStatus extends BaseCommand {
       });
     }
     const status = await clusterStatus(store, cluster);
-    if (flags.json) return this.printJson(status);
-    this.print(formatStatus(status));
+    const recovery = await loadRecoveryNote(store, cluster.name);
+    const back = new Set(status.nodes.filter((n) => n.status === 'ready').map((n) => n.machine));
+    if (flags.json) return this.printJson({ ...status, ...(recovery ? { recovery: { ...recovery, next: recovery.pending.filter((n) => !back.has(n)) } } : {}) });
+    this.print([formatStatus(status), ...(recovery ? ['', ...recoveryLines(recovery, back)] : [])].join('\n'));
   }
 }

@@ -5,6 +5,7 @@ import { registerSecret } from '../../ui/redact.js';
 import { saveCluster } from '../cluster-record.js';
 import { joinTokens, memberOf, swarmInfo } from '../engines.js';
 import { joinSwarm, leaveSwarm, listNodes, updateNode, waitNodeReady, type NodeSpec } from '../membership.js';
+import { trustClusterRegistries } from './registry.js';
 import { checkQuorumAfter, memberNamed, nodeIdOf, openCluster, setRecordSwarm } from './cluster.js';
 
 export async function joinMachine(store: Store, name: string, role: 'manager' | 'worker', clusterName?: string): Promise<void> {
@@ -17,6 +18,8 @@ export async function joinMachine(store: Store, name: string, role: 'manager' | 
   if (info.state === 'active' && info.clusterId && info.clusterId === leaderInfo.clusterId) {
     throw new TmachineError(`${name} is already a member of cluster "${open.cluster.name}"`, { hint: `change its role with \`tmachine swarm ${role === 'manager' ? 'promote' : 'demote'} ${name}\`` });
   }
+  // Registries the cluster trusts are trusted by every node that joins it.
+  await trustClusterRegistries(store, open.cluster.name, name);
   await joinSwarm(member, open.manager, role, open.cluster.swarm.advertise);
   const nodeId = (await swarmInfo(member.docker)).nodeId;
   await waitNodeReady(open.manager.docker, nodeId);
