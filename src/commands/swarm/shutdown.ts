@@ -18,14 +18,14 @@ export default class SwarmShutdown extends BaseCommand {
     const { flags } = await this.parse(SwarmShutdown);
     const store = await this.store();
     const dryRun = flags['dry-run'];
-    const progress = planProgress(flags.json ? 'json' : dryRun ? 'silent' : 'auto');
+    const progress = planProgress(flags.json || dryRun ? 'silent' : 'auto');
     let result;
     try {
       result = await shutdownCluster(store, flags.cluster, { machines: flags.machines, dryRun, listener: progress.listener });
     } finally {
       await progress.finished();
     }
-    if (flags.json) return this.printJson({ dryRun, shutdown: result.record });
+    if (flags.json) return this.printJson({ dryRun, steps: result.report.results, shutdown: result.record });
     if (dryRun) return this.print(dryRunLines(result.report, result.record.cluster).join('\n'));
     const stacks = result.record.stacks.map((s) => s.name).join(', ') || 'none';
     this.print(`cluster ${result.record.cluster} is shut down (recorded ${result.record.managers} managers and stacks: ${stacks}); bring it back with \`tmachine swarm start\``);

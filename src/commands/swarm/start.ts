@@ -18,14 +18,14 @@ export default class SwarmStart extends BaseCommand {
     const { flags } = await this.parse(SwarmStart);
     const store = await this.store();
     const dryRun = flags['dry-run'];
-    const progress = planProgress(flags.json ? 'json' : dryRun ? 'silent' : 'auto');
+    const progress = planProgress(flags.json || dryRun ? 'silent' : 'auto');
     let result;
     try {
       result = await startCluster(store, flags.cluster, { ...(flags.first ? { first: flags.first } : {}), dryRun, listener: progress.listener });
     } finally {
       await progress.finished();
     }
-    if (flags.json) return this.printJson({ dryRun, started: result.record });
+    if (flags.json) return this.printJson({ dryRun, steps: result.report.results, started: result.record });
     if (dryRun) return this.print(dryRunLines(result.report, result.record.cluster).join('\n'));
     this.print(`cluster ${result.record.cluster} is up: ${result.record.managerNames.length} managers, stacks redeployed: ${result.record.stacks.map((s) => s.name).join(', ') || 'none'}`);
   }

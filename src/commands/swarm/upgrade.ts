@@ -21,7 +21,7 @@ export default class SwarmUpgrade extends BaseCommand {
     const { flags } = await this.parse(SwarmUpgrade);
     const store = await this.store();
     const dryRun = flags['dry-run'];
-    const progress = planProgress(flags.json ? 'json' : dryRun ? 'silent' : 'auto');
+    const progress = planProgress(flags.json || dryRun ? 'silent' : 'auto');
     let result;
     try {
       result = await upgradeCluster(
@@ -34,7 +34,7 @@ export default class SwarmUpgrade extends BaseCommand {
       await progress.finished();
     }
     const upgraded = result.report.results.filter((r) => r.outcome === 'done').map((r) => r.host);
-    if (flags.json) return this.printJson({ dryRun, cluster: result.cluster, bundle: { sha256: result.bundle.sha256, version: result.bundle.version }, upgraded });
+    if (flags.json) return this.printJson({ dryRun, steps: result.report.results, cluster: result.cluster, bundle: { sha256: result.bundle.sha256, version: result.bundle.version }, upgraded });
     if (dryRun) return this.print(dryRunLines(result.report, result.cluster).join('\n'));
     this.print(upgraded.length ? `upgraded ${upgraded.join(', ')} to engine ${result.bundle.version ?? result.bundle.sha256.slice(0, 12)}` : `every node already runs bundle ${result.bundle.sha256.slice(0, 12)}`);
   }
