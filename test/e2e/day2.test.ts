@@ -252,6 +252,23 @@ describeE2E('day-2 operations on real hosts', () => {
     expect(ok(await s.cli(['swarm', 'upgrade', '--engine-bundle', bundle.path], { env })).stdout).toMatch(/^every node already runs bundle /m);
   });
 
+  it('deploy refuses a stack whose bind-mount source is missing on a node its placement allows, naming the service, the node and the path', async () => {
+    const file = stackFile(
+      'binds',
+      'version: "3.8"\nservices:\n  reader:\n    image: tmachine/busybox:test\n    command: ["sleep", "100000"]\n    volumes: ["/srv/day2-data:/data:ro"]\n    deploy:\n      mode: global\n      endpoint_mode: dnsrr\n      placement: { constraints: ["node.role == worker"] }\n',
+    );
+    await onHost(w(1), 'sudo -n mkdir -p /srv/day2-data');
+    const refused = await s.cli(['swarm', 'deploy', '-c', file, 'binds']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toContain(`Error: service reader of stack binds bind-mounts /srv/day2-data, which is missing on ${w(2)} (`);
+    expect(ok(await s.cli(['ssh', m(1), '--', "docker stack ls --format '{{.Name}}'"])).stdout.split('\n')).not.toContain('binds');
+    await onHost(w(2), 'sudo -n mkdir -p /srv/day2-data');
+    ok(await s.cli(['swarm', 'deploy', '-c', file, 'binds']));
+    await eventually('a reader on each worker', async () => (running(await status(), 'binds_reader') === 2 ? true : undefined), 120_000);
+    ok(await s.cli(['swarm', 'rm', 'binds']));
+  });
+
   it('backup of the 3-manager swarm holding a service, an overlay network and a secret; every host removed; restore onto a fresh host brings all three back', async () => {
     ok(await s.cli(['swarm', 'deploy', '-c', stackFile('kept', idleStack('svc', 1)), 'kept']));
     await onHost(m(1), 'head -c 24 /dev/urandom | base64 | docker secret create day2secret - >/dev/null && docker network create -d overlay --attachable day2net >/dev/null');

@@ -7,18 +7,21 @@ import type { MachineRecord } from '../../store/machine-record.js';
 import type { Store } from '../../store/store.js';
 import { shellQuote } from '../../../provision/os.js';
 import { requireCluster, saveCluster, stacksDir } from '../cluster-record.js';
+import { checkBindSources, stackBinds } from './bind-check.js';
 import { onManager, openCluster } from './cluster.js';
 import { imageRegistry, registryLogin, withRegistryLogins, type RegistryLogin } from './registry.js';
 import { parse as parseYaml } from 'yaml';
 
 /** The images a stack file's services name. */
-export function stackImages(text: string, file: string): string[] {
-  let doc: unknown;
+export function parseStack(text: string, file: string): unknown {
   try {
-    doc = parseYaml(text);
+    return parseYaml(text);
   } catch (error) {
     throw new TmachineError(`stack file ${file} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
   }
+}
+
+export function stackImages(doc: unknown): string[] {
   const services = (doc as { services?: Record<string, { image?: unknown }> } | null)?.services ?? {};
   return Object.values(services)
     .map((svc) => svc?.image)
@@ -36,8 +39,10 @@ export async function deployStack(store: Store, file: string, stack: string, clu
     throw new TmachineError(`stack file ${file} does not exist`);
   });
   const content = await fs.readFile(file);
-  const images = stackImages(content.toString('utf8'), file);
+  const doc = parseStack(content.toString('utf8'), file);
+  const images = stackImages(doc);
   const open = await openCluster(store, { ...(clusterName ? { cluster: clusterName } : {}) });
+  await checkBindSources(store, open.manager, open.members, stackBinds(doc), stack);
   const kept = path.join(stacksDir(store, open.cluster.name), `${stack}.yml`);
   await store.ensureDir(path.dirname(kept));
   await store.writeSecretFile(kept, content);
