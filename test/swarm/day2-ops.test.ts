@@ -103,3 +103,24 @@ describe('what the commands print', () => {
     expect(recoveryLines(note, new Set(['m2', 'm3']))[1]).toBe('next: nothing, every machine is back');
   });
 });
+
+describe('mount units', () => {
+  it('are named as systemd-escape --path names them', async () => {
+    const { mountUnitName } = await import('../../src/swarm/ops/mounts.js');
+    expect(mountUnitName('/srv/my-data/x.y/.hidden')).toBe('srv-my\\x2ddata-x.y-.hidden.mount');
+    expect(mountUnitName('/project/')).toBe('project.mount');
+    expect(mountUnitName('/')).toBe('-.mount');
+  });
+
+  it('an NFS share orders after the network, mounts with _netdev, and is wanted by remote-fs.target', async () => {
+    const { clusterMount, renderMountUnit } = await import('../../src/swarm/ops/mounts.js');
+    const mount = clusterMount('nfs.example.org:/export/project', '/project', { options: 'vers=4.1,hard' });
+    expect(mount.type).toBe('nfs');
+    const unit = renderMountUnit(mount);
+    expect(unit).toContain('\n[Mount]\nWhat=nfs.example.org:/export/project\nWhere=/project\nType=nfs\nOptions=vers=4.1,hard,_netdev\n');
+    expect(unit).toContain('Wants=network-online.target\nAfter=network-online.target\nBefore=docker.service\n');
+    expect(unit).toContain('\n[Install]\nWantedBy=remote-fs.target\n');
+    expect(() => clusterMount('/local/dir', '/x')).toThrow('mount source "/local/dir" is not server:/path');
+    expect(() => clusterMount('nfs:/x', 'relative')).toThrow('mount target "relative" is not an absolute path');
+  });
+});

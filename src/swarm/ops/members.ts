@@ -5,6 +5,7 @@ import { registerSecret } from '../../ui/redact.js';
 import { saveCluster } from '../cluster-record.js';
 import { joinTokens, memberOf, swarmInfo } from '../engines.js';
 import { joinSwarm, leaveSwarm, listNodes, updateNode, waitNodeReady, type NodeSpec } from '../membership.js';
+import { applyClusterMounts } from './mounts.js';
 import { trustClusterRegistries } from './registry.js';
 import { checkQuorumAfter, memberNamed, nodeIdOf, openCluster, setRecordSwarm } from './cluster.js';
 
@@ -20,6 +21,7 @@ export async function joinMachine(store: Store, name: string, role: 'manager' | 
   }
   // Registries the cluster trusts are trusted by every node that joins it.
   await trustClusterRegistries(store, open.cluster.name, name);
+  await applyClusterMounts(store, open.cluster.name, name);
   await joinSwarm(member, open.manager, role, open.cluster.swarm.advertise);
   const nodeId = (await swarmInfo(member.docker)).nodeId;
   await waitNodeReady(open.manager.docker, nodeId);
