@@ -5,6 +5,7 @@
  * and no credential or token in any output.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -287,6 +288,27 @@ describeE2E('day-2 operations on real hosts', () => {
     await eventually(`${w(1)} Ready again`, async () => ((await status()).nodes.find((n) => n.machine === w(1))?.status === 'ready' ? true : undefined), 120_000);
   });
 
+  it('deploy warns for each published port it did not open; with --open-ports the port answers from --source-cidr only', async () => {
+    const ip = ok(await s.cli(['ip', w(1)])).stdout.trim();
+    const file = stackFile(
+      'ports',
+      `version: "3.8"\nservices:\n  web:\n    image: tmachine/busybox:test\n    command: ["sh", "-c", "while true; do echo hello-ports | nc -l -p 8090; done"]\n    ports: [{ target: 8090, published: 8090, protocol: tcp, mode: host }]\n    deploy:\n      endpoint_mode: dnsrr\n      placement: { constraints: ["node.hostname == ${w(1)}"] }\n`,
+    );
+    const warned = ok(await s.cli(['swarm', 'deploy', '-c', file, 'ports']));
+    expect(warned.stderr).toMatch(/^Warning: port 8090\/tcp of service web is published but tmachine did not open it in the host or cloud firewall \(pass --open-ports --source-cidr CIDR\)$/m);
+    const fromManager = `timeout 4 bash -c 'exec 3<>/dev/tcp/${ip}/8090; head -1 <&3' || echo refused`;
+    await eventually('the port answering from a manager', async () => ((await onHost(m(1), fromManager)) === 'hello-ports' ? true : undefined), 120_000);
+    const here = /\bsrc (\S+)/.exec(execFileSync('ip', ['route', 'get', ip]).toString())![1]!;
+    const opened = ok(await s.cli(['swarm', 'deploy', '-c', file, 'ports', '--open-ports', '--source-cidr', `${here}/32`]));
+    expect(opened.stderr).not.toMatch(/Warning: port 8090/);
+    expect(await readTcp(ip, 8090)).toBe('hello-ports');
+    expect(await onHost(m(1), fromManager)).toBe('refused');
+    expect(await onHost(w(1), 'sudo -n iptables -w -S TMACHINE-PORTS')).toContain(`-A TMACHINE-PORTS -s ${here}/32 -p tcp -m conntrack --ctorigdstport 8090 --ctdir ORIGINAL -j RETURN`);
+    const bad = await s.cli(['swarm', 'deploy', '-c', file, 'ports', '--open-ports', '--source-cidr', '10.0.0.0/99']);
+    expect(bad.stderr.trim()).toBe('Error: --source-cidr "10.0.0.0/99" is not an address range (for example 203.0.113.0/24)');
+    ok(await s.cli(['swarm', 'rm', 'ports']));
+  });
+
   it('backup of the 3-manager swarm holding a service, an overlay network and a secret; every host removed; restore onto a fresh host brings all three back', async () => {
     ok(await s.cli(['swarm', 'deploy', '-c', stackFile('kept', idleStack('svc', 1)), 'kept']));
     await onHost(m(1), 'head -c 24 /dev/urandom | base64 | docker secret create day2secret - >/dev/null && docker network create -d overlay --attachable day2net >/dev/null');
@@ -369,4 +391,15 @@ async function alternativeBundle(lab: Lab): Promise<{ path: string; sha256: stri
   } finally {
     fs.rmSync(inner, { recursive: true, force: true });
   }
+}
+
+function readTcp(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    let data = '';
+    socket.setTimeout(5_000, () => socket.destroy(new Error(`no answer from ${host}:${port}`)));
+    socket.on('data', (d) => (data += d.toString()));
+    socket.on('end', () => resolve(data.trim()));
+    socket.on('error', reject);
+  });
 }

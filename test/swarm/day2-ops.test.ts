@@ -124,3 +124,21 @@ describe('mount units', () => {
     expect(() => clusterMount('nfs:/x', 'relative')).toThrow('mount target "relative" is not an absolute path');
   });
 });
+
+describe('published ports', () => {
+  it('reads short and long syntax, skipping ports bound to one address or not published', async () => {
+    const { publishedPorts, checkCidr } = await import('../../src/swarm/ops/ports.js');
+    const doc = parseStack(
+      'services:\n  a:\n    ports: ["8080:80", "5353:53/udp", "127.0.0.1:9000:9000", "3000"]\n  b:\n    ports: [{ target: 80, published: 8443, protocol: tcp, mode: host }, { target: 81 }]\n',
+      's.yml',
+    );
+    expect(publishedPorts(doc)).toEqual([
+      { service: 'a', port: 8080, protocol: 'tcp', mode: 'ingress' },
+      { service: 'a', port: 5353, protocol: 'udp', mode: 'ingress' },
+      { service: 'b', port: 8443, protocol: 'tcp', mode: 'host' },
+    ]);
+    expect(() => checkCidr('203.0.113.0/24')).not.toThrow();
+    expect(() => checkCidr('2001:db8::/48')).not.toThrow();
+    expect(() => checkCidr('203.0.113.0')).toThrow('--source-cidr "203.0.113.0" is not an address range');
+  });
+});

@@ -113,7 +113,8 @@ export async function applyMount(store: Store, record: MachineRecord, mount: Clu
   const conn = await connectMachine(store, record);
   try {
     if (mount.type.startsWith('nfs')) await conn.run(asRoot(nfsClientScript()), { what: 'installing the NFS client' });
-    const staged = `/tmp/tmachine-${mountUnitName(mount.target)}-${process.pid}`;
+    // Unit names hold backslashes (\\x2d); the staged copy gets a plain name.
+    const staged = `/tmp/tmachine-mount-${sha256(mount.target).slice(0, 12)}-${process.pid}`;
     await conn.writeFile(staged, renderMountUnit(mount), { mode: 0o644 });
     const unit = shellQuote(mountUnitName(mount.target));
     const script = [

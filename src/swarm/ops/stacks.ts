@@ -8,6 +8,8 @@ import type { Store } from '../../store/store.js';
 import { shellQuote } from '../../../provision/os.js';
 import { requireCluster, saveCluster, stacksDir } from '../cluster-record.js';
 import { checkBindSources, stackBinds } from './bind-check.js';
+import { checkCidr, openPublishedPorts, publishedPorts } from './ports.js';
+import { warn } from '../../ui/log.js';
 import { onManager, openCluster } from './cluster.js';
 import { imageRegistry, registryLogin, withRegistryLogins, type RegistryLogin } from './registry.js';
 import { parse as parseYaml } from 'yaml';
@@ -30,6 +32,9 @@ export function stackImages(doc: unknown): string[] {
 
 export interface DeployOptions {
   withRegistryAuth?: boolean;
+  /** Open the stack's published ports in the host firewall, from sourceCidr only. */
+  openPorts?: boolean;
+  sourceCidr?: string;
   prune?: boolean;
 }
 
@@ -43,6 +48,14 @@ export async function deployStack(store: Store, file: string, stack: string, clu
   const images = stackImages(doc);
   const open = await openCluster(store, { ...(clusterName ? { cluster: clusterName } : {}) });
   await checkBindSources(store, open.manager, open.members, stackBinds(doc), stack);
+  const ports = publishedPorts(doc);
+  if (options.openPorts) {
+    if (!options.sourceCidr) throw new TmachineError('--open-ports needs --source-cidr', { hint: 'name who may reach the ports, for example --source-cidr 203.0.113.0/24' });
+    checkCidr(options.sourceCidr);
+    await openPublishedPorts(store, open.members, ports, options.sourceCidr);
+  } else {
+    for (const p of ports) warn(`port ${p.port}/${p.protocol} of service ${p.service} is published but tmachine did not open it in the host or cloud firewall (pass --open-ports --source-cidr CIDR)`);
+  }
   const kept = path.join(stacksDir(store, open.cluster.name), `${stack}.yml`);
   await store.ensureDir(path.dirname(kept));
   await store.writeSecretFile(kept, content);
