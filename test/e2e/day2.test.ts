@@ -197,6 +197,14 @@ describeE2E('day-2 operations on real hosts', () => {
     }, 120_000);
     expect(after.services.map((x) => `${x.name} ${x.desired}`).sort()).toEqual(servicesBefore);
     expect(ok(await s.cli(['swarm', 'status'])).stdout).toMatch(/^next: nothing, every machine is back$/m);
+
+    // swarm leave takes the node out of the node list; joined again, it gets the cluster's registry CA.
+    ok(await s.cli(['swarm', 'leave', w(2)]));
+    expect((await status()).nodes.map((n) => n.machine)).not.toContain(w(2));
+    ok(await s.cli(['swarm', 'join', w(2), '--role', 'worker']));
+    const one = JSON.parse(ok(await s.cli(['swarm', 'status', w(2), '--json'])).stdout) as { role: string; status: string; availability: string };
+    expect(one).toMatchObject({ role: 'worker', status: 'ready', availability: 'active' });
+    expect(ok(await s.cli(['swarm', 'status', m(1)])).stdout).toMatch(/^Manager Status:\s+(leader|reachable)$/m);
   });
 
   it('rolling upgrade to another engine bundle: one node at a time, --dry-run first; sampled every second, a 3-replica service never drops below 2 running tasks and 2 of 3 managers always have control', async () => {
