@@ -1,16 +1,20 @@
 /**
  * Finds drivers by name. Built-in drivers are listed here with a lazy import of their
- * definition module (flags only); a name that is not built in is loaded as an npm package
- * `tmachine-driver-<name>` (or the name itself) exporting `definition`.
+ * definition module (flags and schemas only); a name that is not built in is loaded as an
+ * npm package `tmachine-driver-<name>` (or the name itself) exporting `definition`.
  */
-import { TmachineError } from '../src/errors.js';
-import type { DriverDefinition, DriverFlag, DriverOptions } from './types.js';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DriverError, type AnyDriverDefinition } from './kit/index.js';
 
-type DefinitionModule = { definition: DriverDefinition };
+type DefinitionModule = { definition: AnyDriverDefinition };
 
 const builtIn: Record<string, () => Promise<DefinitionModule>> = {
   docker: () => import('./docker/definition.js'),
   generic: () => import('./generic/definition.js'),
+  ec2: () => import('./ec2/definition.js'),
+  virtualbox: () => import('./virtualbox/definition.js'),
 };
 
 /** Docker Machine's driver names, accepted as aliases. */
@@ -20,76 +24,61 @@ export function builtInDriverNames(): string[] {
   return Object.keys(builtIn).sort();
 }
 
-export async function loadDriverDefinition(name: string): Promise<DriverDefinition> {
-  const canonical = builtInAliases[name] ?? name;
+export async function builtInDefinitions(): Promise<AnyDriverDefinition[]> {
+  return Promise.all(builtInDriverNames().map(async (n) => (await builtIn[n]!()).definition));
+}
+
+/** The canonical name for a Docker Machine alias ("amazonec2" → "ec2"). */
+export function canonicalDriverName(name: string): string {
+  return builtInAliases[name] ?? name;
+}
+
+export async function loadDriverDefinition(name: string): Promise<AnyDriverDefinition> {
+  const canonical = canonicalDriverName(name);
   const loader = builtIn[canonical];
   if (loader) return (await loader()).definition;
-  if (!/^(@[a-z0-9-]+\/)?[a-z0-9][a-z0-9._-]*$/.test(name)) {
-    throw unknownDriver(name);
-  }
+  if (!/^(@[a-z0-9-]+\/)?[a-z0-9][a-z0-9._-]*$/.test(name)) throw unknownDriver(name);
   for (const pkg of [`tmachine-driver-${name}`, name]) {
-    try {
-      const mod = (await import(pkg)) as Partial<DefinitionModule>;
-      if (mod.definition && typeof mod.definition.load === 'function') return mod.definition;
-      throw new TmachineError(`package "${pkg}" does not export a tmachine driver definition`, {
-        hint: 'a driver package exports `definition` (see drivers/types.ts)',
-      });
-    } catch (error) {
-      if (error instanceof TmachineError) throw error;
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw error;
-    }
+    const mod = await importPackage(pkg);
+    if (mod === undefined) continue;
+    const definition = (mod as Partial<DefinitionModule>).definition;
+    if (definition && typeof definition.load === 'function' && definition.optionsSchema && definition.stateSchema) return definition;
+    throw new DriverError('invalid-input', `package "${pkg}" does not export a tmachine driver definition`, {
+      hint: 'a driver package exports `definition` made with defineDriver() (see docs/writing-a-driver.md)',
+    });
   }
   throw unknownDriver(name);
 }
 
-function unknownDriver(name: string): TmachineError {
-  return new TmachineError(`unknown driver "${name}"`, {
+/**
+ * Imports a driver package from where the user installed it: the current directory's
+ * node_modules first (a project that `npm install`ed the driver), then tmachine's own.
+ */
+async function importPackage(pkg: string): Promise<unknown> {
+  const bases = [path.join(process.cwd(), 'noop.js'), ...(process.env['TMACHINE_DRIVER_PATH'] ?? '').split(':').filter(Boolean).map((d) => path.join(d, 'noop.js'))];
+  for (const base of bases) {
+    try {
+      const resolved = createRequire(base).resolve(pkg);
+      return await import(pathToFileURL(resolved).href);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+  try {
+    return await import(pkg);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+}
+
+function unknownDriver(name: string): DriverError {
+  return new DriverError('invalid-input', `unknown driver "${name}"`, {
     hint: `built-in drivers: ${builtInDriverNames().join(', ')}; a third-party driver is the npm package tmachine-driver-${name}`,
   });
-}
-
-/**
- * Resolves flag values: given value, else its environment variable, else the default.
- * Values come in as strings (CLI) or typed (cluster file).
- */
-export function resolveDriverOptions(flags: DriverFlag[], given: Record<string, unknown>): DriverOptions {
-  const out: DriverOptions = {};
-  for (const flag of flags) {
-    let value: unknown = given[flag.name];
-    if (value === undefined) for (const alias of flag.aliases ?? []) value ??= given[alias];
-    if (value === undefined && flag.env && process.env[flag.env] !== undefined) value = process.env[flag.env];
-    if (value === undefined) {
-      out[flag.name] = flag.default;
-      continue;
-    }
-    out[flag.name] = coerce(flag, value);
-  }
-  return out;
-}
-
-function coerce(flag: DriverFlag, value: unknown): DriverOptions[string] {
-  switch (flag.type) {
-    case 'string':
-      return String(value);
-    case 'boolean':
-      if (typeof value === 'boolean') return value;
-      if (['true', '1', 'yes', ''].includes(String(value))) return true;
-      if (['false', '0', 'no'].includes(String(value))) return false;
-      throw new TmachineError(`--${flag.name} takes true or false, not "${String(value)}"`);
-    case 'number': {
-      const n = Number(value);
-      if (!Number.isFinite(n)) throw new TmachineError(`--${flag.name} takes a number, not "${String(value)}"`);
-      return n;
-    }
-    case 'string[]':
-      return Array.isArray(value) ? value.map(String) : String(value).split(',').filter(Boolean);
-  }
-}
-
-/** The options safe to store: secret flags dropped. */
-export function storableOptions(flags: DriverFlag[], options: DriverOptions): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const flag of flags) if (!flag.secret && options[flag.name] !== undefined) out[flag.name] = options[flag.name];
-  return out;
 }

@@ -128,10 +128,10 @@ export function dockerArch(unameMachine: string): string {
 // a password prompt that would hang) is applied in one place. The RemoteHost logs each command
 // to --debug, redacted; no command here carries a secret (keys travel as file content).
 
-/** POSIX single-quoting for one shell word. */
-export function shellQuote(value: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
-}
+/** POSIX single-quoting for one shell word (the kit's one quoting function). */
+import { shellQuote } from '../drivers/kit/shell.js';
+
+export { shellQuote };
 
 /** The command line that runs script as root: directly when we are root, else via `sudo -n`. */
 export function asRoot(os: Pick<HostInfo, 'root'>, script: string): string {

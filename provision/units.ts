@@ -7,6 +7,7 @@
  * dockerd never gets -H here: daemon.json's hosts (socket + TLS port) are the only listeners.
  */
 import { TmachineError } from '../src/errors.js';
+import { shellQuote } from '../drivers/kit/shell.js';
 
 export const BUNDLE_BIN_DIR = '/usr/local/bin';
 export const CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
@@ -48,10 +49,6 @@ function systemdEnvironment(env: EnvEntry[]): string[] {
   return env.map(({ name, value }) => `Environment="${`${name}=${value}`.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/%/g, '%%')}"`);
 }
 
-/** POSIX single quotes for /etc/conf.d (a shell fragment). */
-function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
-}
 
 export function containerdSystemdUnit(binDir: string = BUNDLE_BIN_DIR): string {
   return `# Written by tmachine; provisioning rewrites it.
@@ -183,5 +180,5 @@ depend() {
 
 /** /etc/conf.d/docker: the engine env, for our OpenRC script and Alpine's packaged one. */
 export function dockerOpenrcConf(env: EnvEntry[]): string {
-  return ['# Written by tmachine; provisioning rewrites it.', ...env.map(({ name, value }) => `export ${name}=${shellQuote(value)}`), ''].join('\n');
+  return ['# Written by tmachine; provisioning rewrites it.', ...env.map(({ name, value }) => `export ${name}=${shellQuote(value, { always: true })}`), ''].join('\n');
 }

@@ -2,29 +2,31 @@
  * The one error type that carries a user-facing message. Anything else that reaches the top
  * is a bug or an unexpected failure and is reported as such (one line, stack only with --debug).
  */
-import { redact } from './ui/redact.js';
+import { DriverError, type DriverErrorKind } from '../drivers/kit/index.js';
+import { redact } from './redact.js';
+
+export { DriverError, isDriverError, type DriverErrorKind } from '../drivers/kit/index.js';
 
 export interface TmachineErrorOptions {
   /** How to fix it; printed on the same line after the message. */
   hint?: string;
   exitCode?: number;
   cause?: unknown;
+  /** What went wrong, for callers that decide on it (default "failed"). */
+  kind?: DriverErrorKind;
 }
 
-export class TmachineError extends Error {
-  readonly hint: string | undefined;
+/**
+ * The core's error. It is the kit's DriverError (so the one error type carries the one line
+ * and a kind everywhere, drivers included) with an exit code.
+ */
+export class TmachineError extends DriverError {
   readonly exitCode: number;
 
   constructor(message: string, options: TmachineErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(options.kind ?? 'failed', message, { ...(options.hint ? { hint: options.hint } : {}), ...(options.cause !== undefined ? { cause: options.cause } : {}) });
     this.name = 'TmachineError';
-    this.hint = options.hint;
     this.exitCode = options.exitCode ?? 1;
-  }
-
-  /** The single line the user sees. */
-  get userLine(): string {
-    return this.hint ? `${this.message} (${this.hint})` : this.message;
   }
 }
 
@@ -45,7 +47,7 @@ function oclifExitCode(error: unknown): number | undefined {
 
 /** Turn any thrown value into the one line we print. */
 export function userLineOf(error: unknown): string {
-  if (error instanceof TmachineError) return error.userLine;
+  if (error instanceof DriverError) return error.userLine;
   if (error instanceof Error) {
     // oclif parse errors are several lines ("Nonexistent flag: --x\nSee more help with --help").
     const first = error.message.split('\n').map((l) => l.trim()).find((l) => l.length > 0) ?? error.name;
@@ -65,6 +67,6 @@ export async function reportAndExit(error: unknown): Promise<never> {
   const line = redact(userLineOf(error));
   process.stderr.write(`Error: ${line}\n`);
   if (isDebug() && error instanceof Error && error.stack) process.stderr.write(redact(error.stack) + '\n');
-  const code = error instanceof TmachineError ? error.exitCode : exit && exit !== 0 ? exit : 1;
+  const code = error instanceof TmachineError ? error.exitCode : error instanceof DriverError && error.kind === 'interrupted' ? 130 : exit && exit !== 0 ? exit : 1;
   process.exit(code);
 }

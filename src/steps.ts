@@ -12,11 +12,3 @@ export interface Step<C> {
   needsRun(context: C): Promise<boolean>;
   run(context: C, report: (message: string) => void): Promise<void>;
 }
-
-export type StepOutcome = 'done' | 'already' | 'would-run' | 'failed';
-
-export interface StepResult {
-  id: string;
-  title: string;
-  outcome: StepOutcome;
-}

@@ -2,36 +2,39 @@
  * The docker driver: a host is a container running systemd + sshd on a local Docker engine,
  * on a user-defined network with a fixed address, /var/lib/docker on its own volume.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type Docker from 'dockerode';
-import { serialized, withDeadline } from '../../src/async.js';
-import { TmachineError } from '../../src/errors.js';
-import { backoff, waitForTcp } from '../../src/net.js';
-import { debug } from '../../src/ui/log.js';
-import type { Driver, DriverContext, HostState } from '../types.js';
-import { DEFAULT_HOST_IMAGE, DEFAULT_NETWORK } from './definition.js';
+import tar from 'tar-stream';
+import {
+  backoff,
+  debug,
+  DriverError,
+  serialized,
+  waitForSsh,
+  withDeadline,
+  type Driver,
+  type DriverContext,
+  type DriverImplementation,
+  type HostState,
+  type ResourceEntry,
+} from '../kit/index.js';
+import { DEFAULT_HOST_IMAGE, type DockerOptions, type DockerState } from './definition.js';
 import { ensureHostImage } from './host-image.js';
 import { ensureLocalEngine, engineFromEndpoint, removeCgroupLeftovers } from './local-engine.js';
-import { hostContainerSpec, isPrivilegedUnsupported } from './container-spec.js';
+import { hostContainerSpec, isPrivilegedUnsupported, MACHINE_LABEL } from './container-spec.js';
 import { allocateAddress, ensureNetwork, type HostNetwork } from './network.js';
 
 const HOST_USER = 'tmachine';
 const SSH_WAIT_MS = 90_000;
 
-interface DockerDriverState {
-  endpoint?: string;
-  containerId?: string;
-  volume?: string;
-  network?: string;
-  ip?: string;
-}
+type Context = DriverContext<DockerOptions, DockerState>;
 
-export function createDockerDriver(context: DriverContext): Driver {
-  const state = context.state as DockerDriverState;
+export const implementation: DriverImplementation<DockerOptions, DockerState> = { open: openDockerDriver };
+
+export function openDockerDriver(context: Context): Driver {
+  const { state, options } = context;
   const name = context.machineName;
-  const option = (key: string): string | undefined => {
-    const v = context.options[key];
-    return typeof v === 'string' && v !== '' ? v : undefined;
-  };
   let engine: Docker | undefined;
 
   /** The engine recorded at create; for a new machine the one the flags or environment name. */
@@ -41,10 +44,9 @@ export function createDockerDriver(context: DriverContext): Driver {
       engine = engineFromEndpoint(state.endpoint);
       return engine;
     }
-    const explicit = option('docker-host');
-    if (explicit) {
-      engine = engineFromEndpoint(explicit);
-      state.endpoint = explicit;
+    if (options['docker-host']) {
+      engine = engineFromEndpoint(options['docker-host']);
+      state.endpoint = options['docker-host'];
       return engine;
     }
     if (process.env['DOCKER_MACHINE_NAME']) {
@@ -52,98 +54,118 @@ export function createDockerDriver(context: DriverContext): Driver {
       // engine that runs the host containers: hosts must not be nested inside a machine.
       for (const v of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) delete process.env[v];
     }
-    const local = await ensureLocalEngine({
-      report: context.report,
-      start: startIfMissing && context.options['docker-start-engine'] !== false,
-    });
+    const local = await ensureLocalEngine({ report: context.report, start: startIfMissing && options['docker-start-engine'] });
     if (local.startedByUs) context.report(`started a local Docker engine at ${local.endpoint}`);
     engine = local.docker;
     state.endpoint = local.endpoint;
     return engine;
   };
 
-  const container = async () => {
-    if (!state.containerId) throw new TmachineError(`machine "${name}" has no container recorded`, { hint: `remove it with \`tmachine rm -f ${name}\`` });
-    return (await docker()).getContainer(state.containerId);
+  const containerId = (): string => {
+    if (!state.containerId) throw new DriverError('not-found', `machine "${name}" has no container recorded`, { hint: `remove it with \`tmachine rm -f ${name}\`` });
+    return state.containerId;
+  };
+  const container = async () => (await docker()).getContainer(containerId());
+  const address = (): string => {
+    if (!state.ip) throw new DriverError('not-found', `machine "${name}" has no address recorded`);
+    return state.ip;
   };
 
   return {
     async preCreateCheck() {
-      const mode = option('docker-privileged') ?? 'auto';
-      if (!['auto', 'always', 'never'].includes(mode)) {
-        throw new TmachineError(`--docker-privileged takes auto, always or never, not "${mode}"`);
+      const d = await docker(true);
+      const image = options['docker-image'];
+      if (image !== DEFAULT_HOST_IMAGE && !(await d.getImage(image).inspect().then(() => true, () => false))) {
+        // Only tmachine's own image is built; a custom one must exist (it is never pulled).
+        throw new DriverError('invalid-input', `host image "${image}" does not exist on the engine at ${state.endpoint ?? 'the local engine'}`, {
+          hint: `build or \`docker load\` it first, or leave out --docker-image to use ${DEFAULT_HOST_IMAGE}`,
+        });
       }
-      await docker(true);
     },
 
     async create() {
       const d = await docker(true);
-      const image = option('docker-image') ?? DEFAULT_HOST_IMAGE;
+      const image = options['docker-image'];
       await ensureHostImage(d, image, { report: context.report });
-      const network = await ensureNetwork(d, option('docker-network') ?? DEFAULT_NETWORK, option('docker-subnet'));
+      const network = await ensureNetwork(d, options['docker-network'], options['docker-subnet'], state.endpoint?.startsWith('unix://') ?? false);
       state.network = network.name;
-      state.volume = `${name}-var-lib-docker`;
-      await d.createVolume({ Name: state.volume, Labels: { 'tmachine.machine': name } });
+      await context.saveState();
+      const volume = `${name}-var-lib-docker`;
+      await d.createVolume({ Name: volume, Labels: { [MACHINE_LABEL]: name } });
+      state.volume = volume;
+      await context.undo.record({ kind: 'volume', id: volume, label: `volume ${volume}` });
       await context.saveState();
 
       // Addresses are fixed at create so a restarted host keeps its certificates and swarm
       // identity; allocation and start are serialized so parallel creates do not collide.
-      await serialized(`address:${network.id}`, () =>
+      state.ip = await serialized(`address:${network.id}`, () =>
         startHostContainer(d, network, {
           name,
           image,
-          volume: state.volume!,
-          mode: (option('docker-privileged') ?? 'auto') as PrivilegedMode,
+          volume,
+          mode: options['docker-privileged'],
           engine: state.endpoint ?? '',
-          fixedIp: option('docker-ip'),
+          fixedIp: options['docker-ip'],
           onCreated: async (id) => {
-            if (id) state.containerId = id;
-            else delete state.containerId;
+            if (id) {
+              state.containerId = id;
+              await context.undo.record({ kind: 'container', id, label: `container ${name}` });
+            } else if (state.containerId) {
+              await context.undo.forget('container', state.containerId);
+              delete state.containerId;
+            }
             await context.saveState();
           },
-        }).then((ip) => {
-          state.ip = ip;
         }),
       );
       await context.saveState();
 
       // The machine's key goes in through the engine, before SSH is ever used.
-      await execInContainer(d, state.containerId!, [
+      await execInContainer(d, containerId(), [
         'sh',
         '-c',
         `install -d -m 700 -o ${HOST_USER} -g ${HOST_USER} /home/${HOST_USER}/.ssh && printf '%s\\n' "$KEY" > /home/${HOST_USER}/.ssh/authorized_keys && chown ${HOST_USER}:${HOST_USER} /home/${HOST_USER}/.ssh/authorized_keys && chmod 600 /home/${HOST_USER}/.ssh/authorized_keys`,
       ], [`KEY=${context.sshPublicKey}`]);
       context.report('waiting for systemd to finish booting');
-      await waitBooted(d, state.containerId!, name);
-      const ssh = await waitForTcp(state.ip!, 22, SSH_WAIT_MS);
-      if (!ssh.ok) throw new TmachineError(`host container "${name}" did not open SSH within ${SSH_WAIT_MS / 1000}s: ${ssh.reason}`);
+      await waitBooted(d, containerId(), name, context.signal);
+      await waitForSsh(name, address(), 22, SSH_WAIT_MS, context.signal);
     },
 
-    async remove() {
+    async removeResource(entry: ResourceEntry) {
       const d = await docker().catch(() => undefined);
       if (!d) return;
-      if (state.containerId) {
+      if (entry.kind === 'container') {
         // With cgroupns=host the host's own engine leaves /docker/<id> cgroups in this
         // machine's tree; learn their ids while the host still runs, remove them after.
-        const nested = await containerIdsInside(d, state.containerId).catch(() => [] as string[]);
-        await d.getContainer(state.containerId).remove({ force: true, v: true }).catch(ignoreNotFound);
-        if (state.endpoint?.startsWith('unix://')) await removeCgroupLeftovers([...nested, state.containerId]);
+        const nested = await containerIdsInside(d, entry.id).catch(() => [] as string[]);
+        await d.getContainer(entry.id).remove({ force: true, v: true }).catch(ignoreNotFound);
+        if (state.endpoint?.startsWith('unix://')) await removeCgroupLeftovers([...nested, entry.id]);
+      } else if (entry.kind === 'volume') {
+        // A just-removed container may hold the volume for a moment.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await d.getVolume(entry.id).remove();
+            return;
+          } catch (error) {
+            const status = (error as { statusCode?: number }).statusCode;
+            if (status === 404) return;
+            if (status !== 409 || attempt >= 20) throw error;
+            await backoff(250);
+          }
+        }
       }
-      if (state.volume) await d.getVolume(state.volume).remove().catch(ignoreNotFound);
     },
 
     async start() {
       await (await container()).start().catch(ignoreNotModified);
-      const ssh = await waitForTcp(state.ip!, 22, SSH_WAIT_MS);
-      if (!ssh.ok) throw new TmachineError(`machine "${name}" did not open SSH after start: ${ssh.reason}`);
+      await waitForSsh(name, address(), 22, SSH_WAIT_MS, context.signal);
     },
     async stop() {
       await (await container()).stop({ t: 30 }).catch(ignoreNotModified);
     },
     async restart() {
       await (await container()).restart({ t: 30 });
-      const ssh = await waitForTcp(state.ip!, 22, SSH_WAIT_MS);
-      if (!ssh.ok) throw new TmachineError(`machine "${name}" did not open SSH after restart: ${ssh.reason}`);
+      await waitForSsh(name, address(), 22, SSH_WAIT_MS, context.signal);
     },
     async kill() {
       await (await container()).kill().catch(ignoreNotModified);
@@ -174,18 +196,35 @@ export function createDockerDriver(context: DriverContext): Driver {
     },
 
     async addresses() {
-      if (!state.ip) throw new TmachineError(`machine "${name}" has no address recorded`);
-      return { public: state.ip, private: state.ip };
+      return { public: address(), private: address() };
     },
 
     async sshTarget() {
-      if (!state.ip) throw new TmachineError(`machine "${name}" has no address recorded`);
-      return { host: state.ip, port: 22, user: HOST_USER };
+      return { host: address(), port: 22, user: HOST_USER };
+    },
+
+    /** The host keys straight from the container's files, read through the engine. */
+    async publishedHostKeys() {
+      const result = await execIn(await docker(), containerId(), ['sh', '-c', 'cat /etc/ssh/ssh_host_*_key.pub']);
+      const keys = result.output.split(/\r?\n/).map((l) => l.trim()).filter((l) => /^(ssh-|ecdsa-)/.test(l));
+      return keys.length > 0 ? keys : undefined;
+    },
+
+    /** The engine's archive API: no SSH, no SFTP, no encryption on a local socket. */
+    async putFile(localPath: string, remotePath: string, putOptions?: { mode?: number }) {
+      const pack = tar.pack();
+      const size = fs.statSync(localPath).size;
+      const entry = pack.entry({ name: path.posix.basename(remotePath), size, mode: putOptions?.mode ?? 0o600 }, (error) => {
+        if (error) pack.destroy(error);
+        else pack.finalize();
+      });
+      fs.createReadStream(localPath).on('error', (error) => pack.destroy(error)).pipe(entry);
+      await (await container()).putArchive(pack as unknown as NodeJS.ReadableStream, { path: path.posix.dirname(remotePath) });
     },
   };
 }
 
-type PrivilegedMode = 'auto' | 'always' | 'never';
+type PrivilegedMode = DockerOptions['docker-privileged'];
 
 /** Engine endpoints that refused --privileged once in this process: not asked again. */
 const refusesPrivileged = new Set<string>();
@@ -238,14 +277,14 @@ async function startHostContainer(d: Docker, network: HostNetwork, o: StartOptio
       const message = String((error as Error).message);
       if (!o.fixedIp && attempt < 10 && /address already in use/i.test(message)) continue;
       if (/user configured subnets/i.test(message)) {
-        throw new TmachineError(`docker network "${network.name}" was not created with a subnet, so hosts cannot get fixed addresses`, {
+        throw new DriverError('invalid-input', `docker network "${network.name}" was not created with a subnet, so hosts cannot get fixed addresses`, {
           hint: 'pass --docker-network with a new name (tmachine creates it), or remove that network',
         });
       }
       if (/Conflict.*name .* already in use/i.test(message)) {
-        throw new TmachineError(`a container named "${o.name}" already exists on the local engine`, { hint: 'choose another machine name or remove that container' });
+        throw new DriverError('already-exists', `a container named "${o.name}" already exists on the local engine`, { hint: 'choose another machine name or remove that container' });
       }
-      throw new TmachineError(`could not start the host container for "${o.name}": ${message.split('\n')[0]}`, { cause: error });
+      throw new DriverError('failed', `could not start the host container for "${o.name}": ${message.split('\n')[0]}`, { cause: error });
     }
   }
 }
@@ -268,14 +307,14 @@ async function execIn(d: Docker, id: string, cmd: string[], env: string[] = []):
 
 async function execInContainer(d: Docker, id: string, cmd: string[], env: string[]): Promise<void> {
   const result = await execIn(d, id, cmd, env);
-  if (result.code !== 0) throw new TmachineError(`installing the SSH key in the host container failed (exit ${result.code})`);
+  if (result.code !== 0) throw new DriverError('failed', `installing the SSH key in the host container failed (exit ${result.code})`);
 }
 
 /**
  * Waits until systemd in the host has finished its boot transaction: sshd answers earlier,
  * and sessions opened while boot units still start were seen to end under load.
  */
-async function waitBooted(d: Docker, id: string, name: string): Promise<void> {
+async function waitBooted(d: Docker, id: string, name: string, signal: AbortSignal): Promise<void> {
   const deadline = Date.now() + SSH_WAIT_MS;
   let state = '';
   while (Date.now() < deadline) {
@@ -286,9 +325,9 @@ async function waitBooted(d: Docker, id: string, name: string): Promise<void> {
     state = result.output.trim().split(/\r?\n/).pop()?.trim() ?? '';
     if (state === 'running' || state === 'degraded') return;
     if (state === 'maintenance' || state === 'stopping') break;
-    await backoff(250);
+    await backoff(250, signal);
   }
-  throw new TmachineError(`host container "${name}" did not finish booting (systemd: ${state || 'no answer'})`, { hint: `inspect it with \`docker logs ${name}\`` });
+  throw new DriverError('unreachable', `host container "${name}" did not finish booting (systemd: ${state || 'no answer'})`, { hint: `inspect it with \`docker logs ${name}\`` });
 }
 
 /** Ids of the containers the host's own engine ran (its CLI is there once provisioned). */

@@ -9,12 +9,24 @@ import { accessSync, constants as fsConstants, createWriteStream, type WriteStre
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
-import { TmachineError } from '../../src/errors.js';
-import { debug } from '../../src/ui/log.js';
+import { DriverError, debug } from '../kit/index.js';
 
 export const DEFAULT_HOST_IMAGE = 'tmachine/host:bookworm';
 export const DEFAULT_BASE_IMAGE = 'debian:bookworm';
 export const HOST_IMAGE_LABEL = 'tmachine.host-image';
+/**
+ * The recipe's version, as a label of its own: tmachine's default image is rebuilt when an
+ * older recipe made the cached one. 2: ed25519 and ECDSA host keys only (RSA key generation
+ * took seconds of every boot), and units a container host never needs are masked.
+ */
+export const HOST_IMAGE_RECIPE_LABEL = 'tmachine.host-image.recipe';
+export const HOST_IMAGE_RECIPE = '2';
+
+/** Units that cost boot time and do nothing in a container host. */
+export const MASKED_UNITS = ['e2scrub_reap.service', 'e2scrub_all.timer', 'dev-hugepages.mount', 'sys-kernel-debug.mount', 'sys-kernel-tracing.mount', 'sys-fs-fuse-connections.mount', 'sys-kernel-config.mount'];
+
+/** sshd offers exactly the keys the boot unit makes. */
+export const SSHD_HOSTKEYS_CONF = 'HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n';
 /** The login user tmachine connects as; passwordless sudo through group sudo. */
 export const HOST_USER = 'tmachine';
 
@@ -29,9 +41,11 @@ const FALLBACK_MIRROR = 'http://deb.debian.org/debian';
 export const SSH_HOSTKEYS_UNIT = `[Unit]
 Description=Generate SSH host keys
 Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
+ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
+ExecStart=/usr/bin/ssh-keygen -q -t ecdsa -N "" -f /etc/ssh/ssh_host_ecdsa_key
 [Install]
 WantedBy=multi-user.target
 `;
@@ -62,9 +76,11 @@ COPY ssh-hostkeys.service /etc/systemd/system/ssh-hostkeys.service
 RUN set -eux; \\
     systemctl enable ssh-hostkeys.service ssh.service; \\
     systemctl disable apt-daily.timer apt-daily-upgrade.timer || true; \\
+    systemctl mask ${MASKED_UNITS.join(' ')}; \\
+    mkdir -p /etc/ssh/sshd_config.d; printf '${SSHD_HOSTKEYS_CONF.replace(/\n/g, '\\n')}' > /etc/ssh/sshd_config.d/tmachine-hostkeys.conf; \\
     : > /etc/machine-id; mkdir -p /var/lib/dbus; ln -sf /etc/machine-id /var/lib/dbus/machine-id; \\
     rm -rf /var/cache/apt/archives/*.deb /var/lib/apt/lists/*
-LABEL ${HOST_IMAGE_LABEL}=1
+LABEL ${HOST_IMAGE_LABEL}=1 ${HOST_IMAGE_RECIPE_LABEL}=${HOST_IMAGE_RECIPE}
 CMD ["/sbin/init"]
 `;
 }
@@ -90,14 +106,16 @@ export async function ensureHostImage(
   options: EnsureHostImageOptions,
 ): Promise<HostImageResult> {
   const present = await imageId(docker, image);
-  if (present) return { image, id: present };
+  // A user's own image is used as it is; tmachine's default is rebuilt when its recipe moved on.
+  if (present && (image !== DEFAULT_HOST_IMAGE || (await recipeOf(docker, image)) === HOST_IMAGE_RECIPE)) return { image, id: present };
+  if (present) options.report(`host image ${image} was made by an older recipe: rebuilding it`);
 
   const workDir = options.workDir ?? '/var/tmp';
   const baseImage = options.baseImage ?? DEFAULT_BASE_IMAGE;
   return withBuildLock(workDir, image, options.report, async () => {
     // Another tmachine may have built it while we waited for the lock.
     const builtMeanwhile = await imageId(docker, image);
-    if (builtMeanwhile) return { image, id: builtMeanwhile };
+    if (builtMeanwhile && (image !== DEFAULT_HOST_IMAGE || (await recipeOf(docker, image)) === HOST_IMAGE_RECIPE)) return { image, id: builtMeanwhile };
 
     const started = Date.now();
     const builtWith = (await imageId(docker, baseImage)) ? 'dockerfile' : 'debootstrap';
@@ -113,15 +131,15 @@ export async function ensureHostImage(
         await buildWithDebootstrap(docker, image, workDir, options.report, log);
       }
     } catch (error) {
-      throw new TmachineError(`building host image ${image} failed: ${firstLine(error)}`, {
-        hint: (error instanceof TmachineError ? error.hint : undefined) ?? `full log: ${logPath}`,
+      throw new DriverError('failed', `building host image ${image} failed: ${firstLine(error)}`, {
+        hint: (error instanceof DriverError ? error.hint : undefined) ?? `full log: ${logPath}`,
         cause: error,
       });
     } finally {
       await closeStream(log);
     }
     const id = await imageId(docker, image);
-    if (!id) throw new TmachineError(`building host image ${image} finished but the engine does not list it`, { hint: `full log: ${logPath}` });
+    if (!id) throw new DriverError('failed', `building host image ${image} finished but the engine does not list it`, { hint: `full log: ${logPath}` });
     options.report(`host image ${image} built in ${Math.round((Date.now() - started) / 1000)} s`);
     return { image, id, builtWith };
   });
@@ -208,6 +226,9 @@ async function buildWithDebootstrap(
     await run('chroot', [rootfs, 'systemctl', 'enable', 'ssh-hostkeys.service', 'ssh.service'], log);
     // The timers may not exist in every package version; not having them is the goal anyway.
     await run('chroot', [rootfs, 'systemctl', 'disable', 'apt-daily.timer', 'apt-daily-upgrade.timer'], log).catch(() => undefined);
+    await run('chroot', [rootfs, 'systemctl', 'mask', ...MASKED_UNITS], log);
+    await fs.mkdir(inRoot('etc/ssh/sshd_config.d'), { recursive: true });
+    await fs.writeFile(inRoot('etc/ssh/sshd_config.d/tmachine-hostkeys.conf'), SSHD_HOSTKEYS_CONF);
     await fs.writeFile(inRoot('etc/machine-id'), '');
     await fs.mkdir(inRoot('var/lib/dbus'), { recursive: true });
     await fs.rm(inRoot('var/lib/dbus/machine-id'), { force: true });
@@ -236,7 +257,7 @@ async function importRootfs(docker: Dockerode, rootfs: string, image: string, lo
     const stream = await docker.importImage(tar.stdout, {
       repo,
       tag,
-      changes: ['CMD ["/sbin/init"]', `LABEL ${HOST_IMAGE_LABEL}=1`],
+      changes: ['CMD ["/sbin/init"]', `LABEL ${HOST_IMAGE_LABEL}=1 ${HOST_IMAGE_RECIPE_LABEL}=${HOST_IMAGE_RECIPE}`],
     });
     await followJsonStream(stream, (event) => {
       if (typeof event.status === 'string') log.write(event.status + '\n');
@@ -246,22 +267,22 @@ async function importRootfs(docker: Dockerode, rootfs: string, image: string, lo
     throw error;
   }
   const code = await tarExit;
-  if (code !== 0) throw new TmachineError(`tar of the host root filesystem failed (exit ${code}): ${lastLine(tarErr)}`);
+  if (code !== 0) throw new DriverError('failed', `tar of the host root filesystem failed (exit ${code}): ${lastLine(tarErr)}`);
 }
 
 // --- checks, lock, temp dirs ----------------------------------------------------------------
 
 async function checkDebootstrapPossible(): Promise<void> {
   if (process.platform !== 'linux') {
-    throw new TmachineError('building the host image needs Linux (debootstrap)', {
+    throw new DriverError('failed', 'building the host image needs Linux (debootstrap)', {
       hint: `load a ${DEFAULT_BASE_IMAGE} image into the engine, or build ${DEFAULT_HOST_IMAGE} on a Linux machine`,
     });
   }
   if (!onPath('debootstrap')) {
-    throw new TmachineError('building the host image needs debootstrap, which is not installed', { hint: 'apt-get install debootstrap' });
+    throw new DriverError('failed', 'building the host image needs debootstrap, which is not installed', { hint: 'apt-get install debootstrap' });
   }
   if (process.getuid?.() !== 0) {
-    throw new TmachineError('building the host image with debootstrap needs root', {
+    throw new DriverError('failed', 'building the host image with debootstrap needs root', {
       hint: 'run this tmachine command once as root (sudo), or load a debian:bookworm image into the engine',
     });
   }
@@ -308,7 +329,7 @@ async function withBuildLock<T>(workDir: string, image: string, report: (m: stri
       continue;
     }
     if (Date.now() > deadline) {
-      throw new TmachineError(`another tmachine has been building ${image} for over ${LOCK_WAIT_MS / 60_000} minutes`, {
+      throw new DriverError('failed', `another tmachine has been building ${image} for over ${LOCK_WAIT_MS / 60_000} minutes`, {
         hint: `if no build is running, remove ${lockDir}`,
       });
     }
@@ -416,11 +437,11 @@ function run(command: string, args: string[], log: WriteStream | undefined, onLi
     child.stderr.on('data', onData);
     child.once('error', (error) => {
       const code = (error as NodeJS.ErrnoException).code;
-      reject(new TmachineError(code === 'ENOENT' ? `${command} is not installed` : `cannot run ${command}: ${error.message}`));
+      reject(new DriverError('failed', code === 'ENOENT' ? `${command} is not installed` : `cannot run ${command}: ${error.message}`));
     });
     child.once('close', (code, signal) => {
       if (code === 0) resolve();
-      else reject(new TmachineError(`${[command, ...args.filter((a) => !a.startsWith('-'))].slice(0, 3).join(' ')} failed (${signal ?? `exit ${code}`}): ${lastLine(tail)}`));
+      else reject(new DriverError('failed', `${[command, ...args.filter((a) => !a.startsWith('-'))].slice(0, 3).join(' ')} failed (${signal ?? `exit ${code}`}): ${lastLine(tail)}`));
     });
   });
 }
@@ -457,10 +478,15 @@ function followJsonStream(stream: NodeJS.ReadableStream, onEvent: (event: JsonEv
     stream.once('error', reject);
     stream.once('end', () => {
       handle(buffer);
-      if (failure) reject(new TmachineError(`the engine reported: ${failure.trim().split('\n').at(-1) ?? failure}`));
+      if (failure) reject(new DriverError('failed', `the engine reported: ${failure.trim().split('\n').at(-1) ?? failure}`));
       else resolve();
     });
   });
+}
+
+async function recipeOf(docker: Dockerode, image: string): Promise<string | undefined> {
+  const info = await docker.getImage(image).inspect().catch(() => undefined);
+  return info?.Config?.Labels?.[HOST_IMAGE_RECIPE_LABEL];
 }
 
 async function imageId(docker: Dockerode, image: string): Promise<string | undefined> {
@@ -469,7 +495,7 @@ async function imageId(docker: Dockerode, image: string): Promise<string | undef
     return info.Id;
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) return undefined;
-    throw new TmachineError(`cannot ask the Docker engine about image ${image}: ${firstLine(error)}`, { cause: error });
+    throw new DriverError('failed', `cannot ask the Docker engine about image ${image}: ${firstLine(error)}`, { cause: error });
   }
 }
 

@@ -10,8 +10,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Dockerode from 'dockerode';
-import { TmachineError } from '../../src/errors.js';
-import { debug } from '../../src/ui/log.js';
+import { DriverError, debug } from '../kit/index.js';
+import { engineOptions } from '../kit/engine.js';
 
 export interface LocalEngine {
   docker: Dockerode;
@@ -94,7 +94,7 @@ export async function ensureLocalEngine(options: EnsureLocalEngineOptions): Prom
     else return startEngine(engineDir, options);
   }
 
-  throw new TmachineError(`no local Docker engine answers (tried ${tried.join(', ')})`, {
+  throw new DriverError('unreachable', `no local Docker engine answers (tried ${tried.join(', ')})`, {
     hint: 'start one (`dockerd &` or `systemctl start docker`), set DOCKER_HOST, or install docker.io',
   });
 }
@@ -145,45 +145,18 @@ function tlsFromEnvironment(): TlsSettings | undefined {
 }
 
 function dockerOptionsFor(endpoint: string, tls: TlsSettings | undefined): Dockerode.DockerOptions {
-  // docker-modem merges these over defaults it reads from DOCKER_HOST & co. Every
-  // connection field is set explicitly (undefined included) so the environment can
-  // never redirect a client that was asked for a specific endpoint.
-  const blank: Dockerode.DockerOptions = {
-    socketPath: undefined,
-    host: undefined,
-    port: undefined,
-    protocol: undefined,
-    ca: undefined,
-    cert: undefined,
-    key: undefined,
-  };
-  if (endpoint.startsWith('unix://')) {
-    const socketPath = endpoint.slice('unix://'.length);
-    if (!socketPath.startsWith('/')) throw new TmachineError(`invalid Docker endpoint "${endpoint}"`, { hint: 'use unix:///absolute/path' });
-    return { ...blank, socketPath };
-  }
-  if (endpoint.startsWith('tcp://')) {
-    let url: URL;
+  if (!tls || !endpoint.startsWith('tcp://')) return engineOptions({ endpoint });
+  const read = (file: string): Buffer => {
+    const full = path.join(tls.certPath, file);
     try {
-      url = new URL(endpoint.replace(/^tcp:/, 'http:'));
+      return readFileSync(full);
     } catch {
-      throw new TmachineError(`invalid Docker endpoint "${endpoint}"`, { hint: 'use tcp://HOST:PORT' });
+      throw new DriverError('failed', `cannot read ${full} for the TLS connection to ${endpoint}`, {
+        hint: 'set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem',
+      });
     }
-    const port = url.port || (tls ? '2376' : '2375');
-    if (!tls) return { ...blank, host: url.hostname, port, protocol: 'http' };
-    const read = (file: string): Buffer => {
-      const full = path.join(tls.certPath, file);
-      try {
-        return readFileSync(full);
-      } catch {
-        throw new TmachineError(`cannot read ${full} for the TLS connection to ${endpoint}`, {
-          hint: 'set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem',
-        });
-      }
-    };
-    return { ...blank, host: url.hostname, port, protocol: 'https', ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') };
-  }
-  throw new TmachineError(`unsupported Docker endpoint "${endpoint}"`, { hint: 'use unix:///path or tcp://host:port' });
+  };
+  return engineOptions({ endpoint, tls: { ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') } });
 }
 
 /** true, or the reason it did not answer (for the "tried ..." line). */
@@ -205,7 +178,7 @@ function errorText(error: unknown): string {
   if (e?.code === 'ECONNREFUSED') return 'connection refused';
   if (e?.code === 'EACCES') return 'permission denied';
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return 'no answer';
-  if (error instanceof TmachineError) return error.message;
+  if (error instanceof DriverError) return error.message;
   return (e?.message ?? String(error)).split('\n')[0] ?? 'error';
 }
 
@@ -284,7 +257,7 @@ async function startEngine(engineDir: string, options: EnsureLocalEngineOptions)
     await sleep(250);
   }
   const last = await lastLogLine(logFile);
-  throw new TmachineError(
+  throw new DriverError('failed', 
     `the Docker engine started at ${endpoint} ${exited ? 'exited' : 'did not answer within ' + Math.round((options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS) / 1000) + ' s'}${last ? `: ${last}` : ''}`,
     { hint: `see ${logFile}` },
   );

@@ -1,7 +1,8 @@
 /** The user-defined network the host containers share, and fixed addresses on it. */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import type Docker from 'dockerode';
-import { serialized } from '../../src/async.js';
-import { TmachineError } from '../../src/errors.js';
+import { DriverError, serialized } from '../kit/index.js';
 
 export interface HostNetwork {
   /** The network's ID: names are not unique to the engine, IDs are. */
@@ -12,14 +13,94 @@ export interface HostNetwork {
 }
 
 /** Tried in order when no --docker-subnet is given; the first that overlaps nothing wins. */
-const CANDIDATE_SUBNETS = Array.from({ length: 20 }, (_, i) => `10.${77 + i}.0.0/24`);
+export const CANDIDATE_SUBNETS = Array.from({ length: 20 }, (_, i) => `10.${77 + i}.0.0/24`);
 
-/** Parallel creates in one process share one network: creation is serialized per name. */
-export function ensureNetwork(d: Docker, name: string, subnet?: string): Promise<HostNetwork> {
-  return serialized(`network:${name}`, () => ensureNetworkNow(d, name, subnet));
+/**
+ * Parallel creates in one process share one network: creation is serialized per name. For
+ * an engine on this machine (`local`), a new network's subnet must also be free in this
+ * machine's routing table: a second engine's bridge with the same subnet is invisible to
+ * this engine but would send our SSH to a stranger.
+ */
+export function ensureNetwork(d: Docker, name: string, subnet: string | undefined, local: boolean): Promise<HostNetwork> {
+  return serialized(`network:${name}`, () => ensureNetworkNow(d, name, subnet, local));
 }
 
-async function ensureNetworkNow(d: Docker, name: string, subnet?: string): Promise<HostNetwork> {
+export interface Route {
+  network: number;
+  mask: number;
+  /** The device, or the route type (blackhole, unreachable) for routes without one. */
+  device: string;
+}
+
+const ROUTE_TYPES = new Set(['unicast', 'local', 'broadcast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'multicast', 'anycast', 'nat']);
+
+/**
+ * IPv4 routes of this machine in every table (except default routes), as `ip route` shows
+ * them: blackhole and unreachable routes count too. Falls back to /proc/net/route (main
+ * table only) where iproute2 is missing.
+ */
+export function routedSubnets(): Route[] {
+  try {
+    return parseIpRoutes(execFileSync('ip', ['-o', '-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+  } catch {
+    return parseProcRoutes(readFileOr('/proc/net/route'));
+  }
+}
+
+/** Lines of `ip -o -4 route show`: "[TYPE] DEST[/BITS] [dev DEV] ...". */
+export function parseIpRoutes(text: string): Route[] {
+  const routes: Route[] = [];
+  for (const line of text.split('\n')) {
+    const tokens = line.trim().split(/\s+/).filter(Boolean);
+    if (tokens.length === 0) continue;
+    const type = ROUTE_TYPES.has(tokens[0]!) ? tokens.shift()! : 'unicast';
+    const destination = tokens[0];
+    if (!destination || destination === 'default' || !/^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(destination)) continue;
+    const [base, bitsText] = destination.split('/');
+    const bits = bitsText === undefined ? 32 : Number(bitsText);
+    if (bits === 0) continue;
+    const mask = (0xffffffff << (32 - bits)) >>> 0;
+    const dev = tokens.indexOf('dev');
+    routes.push({ network: (ipToInt(base!) & mask) >>> 0, mask, device: dev >= 0 ? (tokens[dev + 1] ?? type) : type });
+  }
+  return routes;
+}
+
+/** /proc/net/route (addresses as little-endian hex). */
+export function parseProcRoutes(text: string): Route[] {
+  const routes: Route[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const [device, destination, , , , , , mask] = line.trim().split(/\s+/);
+    if (!device || !destination || !mask) continue;
+    const le = (hex: string) => Buffer.from(hex, 'hex').readUInt32LE(0);
+    const m = le(mask);
+    if (m === 0) continue;
+    routes.push({ network: (le(destination) & m) >>> 0, mask: m, device });
+  }
+  return routes;
+}
+
+function readFileOr(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export function subnetOverlapsRoute(cidr: string, routes: Route[] = routedSubnets()): { device: string } | undefined {
+  const [base, bitsText] = cidr.split('/');
+  const bits = Number(bitsText);
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  const network = (ipToInt(base!) & mask) >>> 0;
+  for (const r of routes) {
+    const common = (mask & r.mask) >>> 0;
+    if (((network & common) >>> 0) === ((r.network & common) >>> 0)) return { device: r.device };
+  }
+  return undefined;
+}
+
+async function ensureNetworkNow(d: Docker, name: string, subnet: string | undefined, local: boolean): Promise<HostNetwork> {
   await dropDuplicates(d, name);
   let info = await d.getNetwork(name).inspect().catch((error: { statusCode?: number }) => {
     if (error.statusCode === 404) return undefined;
@@ -27,7 +108,21 @@ async function ensureNetworkNow(d: Docker, name: string, subnet?: string): Promi
   });
   if (!info) {
     // Fixed addresses need a subnet the user (here: tmachine) configured, not one Docker picked.
-    const candidates = subnet ? [subnet] : CANDIDATE_SUBNETS;
+    const routes = local ? routedSubnets() : [];
+    if (subnet) {
+      const clash = subnetOverlapsRoute(subnet, routes);
+      if (clash) {
+        throw new DriverError('invalid-input', `--docker-subnet ${subnet} overlaps a route of this machine (device ${clash.device})`, {
+          hint: 'choose a subnet that `ip route` does not show',
+        });
+      }
+    }
+    const candidates = subnet ? [subnet] : CANDIDATE_SUBNETS.filter((c) => !subnetOverlapsRoute(c, routes));
+    if (candidates.length === 0) {
+      throw new DriverError('failed', `every candidate subnet (${CANDIDATE_SUBNETS[0]} to ${CANDIDATE_SUBNETS.at(-1)}) overlaps a route of this machine`, {
+        hint: 'pass --docker-subnet with a free subnet',
+      });
+    }
     for (const candidate of candidates) {
       try {
         await d.createNetwork({
@@ -44,7 +139,7 @@ async function ensureNetworkNow(d: Docker, name: string, subnet?: string): Promi
         if (status === 409) break;
         const overlaps = /overlap/i.test(String((error as Error).message));
         if (!overlaps || candidate === candidates[candidates.length - 1]) {
-          throw new TmachineError(`could not create docker network "${name}" (${candidate}): ${String((error as Error).message).split('\n')[0]}`, {
+          throw new DriverError('failed', `could not create docker network "${name}" (${candidate}): ${String((error as Error).message).split('\n')[0]}`, {
             hint: 'pass --docker-subnet with a free subnet',
           });
         }
@@ -56,7 +151,7 @@ async function ensureNetworkNow(d: Docker, name: string, subnet?: string): Promi
   }
   const config = (info.IPAM?.Config ?? []).find((c: { Subnet?: string }) => c.Subnet && c.Subnet.includes('.'));
   if (!config?.Subnet) {
-    throw new TmachineError(`docker network "${name}" has no configured IPv4 subnet, so hosts cannot get fixed addresses`, {
+    throw new DriverError('failed', `docker network "${name}" has no configured IPv4 subnet, so hosts cannot get fixed addresses`, {
       hint: 'pass --docker-network with another name and tmachine creates it',
     });
   }
@@ -100,5 +195,5 @@ export async function allocateAddress(d: Docker, network: HostNetwork): Promise<
     const ip = intToIp(n);
     if (!taken.has(ip)) return ip;
   }
-  throw new TmachineError(`docker network "${network.name}" (${network.subnet}) has no free address`, { hint: 'use another --docker-network' });
+  throw new DriverError('failed', `docker network "${network.name}" (${network.subnet}) has no free address`, { hint: 'use another --docker-network' });
 }

@@ -1,46 +1,50 @@
-/** The generic driver: the host exists already; tmachine only reaches it. */
+/**
+ * The generic driver: the host exists already; tmachine only reaches it. It makes no
+ * resource, so its undo log stays empty and `rm` only forgets the machine.
+ */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TmachineError } from '../../src/errors.js';
-import { tcpAnswers } from '../../src/net.js';
-import type { Driver, DriverContext, HostState } from '../types.js';
+import { DriverError, tcpAnswers, waitForSsh, type Driver, type DriverContext, type DriverImplementation, type HostState } from '../kit/index.js';
+import type { GenericOptions, GenericState } from './definition.js';
 
-export function createGenericDriver(context: DriverContext): Driver {
-  const address = String(context.options['generic-ip-address'] ?? '');
-  const port = Number(context.options['generic-ssh-port'] ?? 22);
-  const user = String(context.options['generic-ssh-user'] ?? 'root');
+export const implementation: DriverImplementation<GenericOptions, GenericState> = { open: openGenericDriver };
+
+export function openGenericDriver(context: DriverContext<GenericOptions, GenericState>): Driver {
+  const { options, state } = context;
+  const address = options['generic-ip-address'] ?? '';
+  const port = options['generic-ssh-port'];
+  const user = options['generic-ssh-user'];
 
   const keyPath = (): string => {
-    const given = context.options['generic-ssh-key'];
-    if (typeof given === 'string' && given) return path.resolve(given.replace(/^~(?=\/)/, os.homedir()));
+    const given = options['generic-ssh-key'];
+    if (given) return path.resolve(given.replace(/^~(?=\/)/, os.homedir()));
     const candidates = ['id_ed25519', 'id_rsa'].map((f) => path.join(os.homedir(), '.ssh', f));
     return candidates.find((f) => fs.existsSync(f)) ?? candidates[0]!;
   };
 
   const unsupported = (what: string) =>
-    new TmachineError(`the generic driver cannot ${what} a host`, { hint: 'do it on the host itself; tmachine only reaches it over SSH' });
+    new DriverError('unsupported', `the generic driver cannot ${what} a host`, { hint: 'do it on the host itself; tmachine only reaches it over SSH' });
 
   return {
     async preCreateCheck() {
-      if (!address) throw new TmachineError('--generic-ip-address is required', { hint: 'give the address of the host to adopt' });
+      if (!address) throw new DriverError('invalid-input', '--generic-ip-address is required', { hint: 'give the address of the host to adopt' });
       const key = keyPath();
       if (!fs.existsSync(key)) {
-        throw new TmachineError(`SSH key ${key} does not exist`, { hint: 'pass --generic-ssh-key with the key that logs in to the host' });
+        throw new DriverError('invalid-input', `SSH key ${key} does not exist`, { hint: 'pass --generic-ssh-key with the key that logs in to the host' });
       }
     },
     async create() {
       // Nothing to make; the key is recorded so later commands reach the host.
-      context.state['sshKeyPath'] = keyPath();
+      state.sshKeyPath = keyPath();
       await context.saveState();
-      const reachable = await tcpAnswers(address, port, 10_000);
-      if (!reachable.ok) {
-        throw new TmachineError(`could not reach ${address}:${port} over SSH: ${reachable.reason}`, {
+      await waitForSsh(context.machineName, address, port, 10_000, context.signal).catch((error: unknown) => {
+        throw new DriverError('unreachable', `could not reach ${address}:${port} over SSH: ${error instanceof DriverError ? error.message.split(': ').pop() : String(error)}`, {
           hint: 'check the address, the port and that sshd runs there',
         });
-      }
+      });
     },
-    async remove() {
+    async removeResource() {
       // The host is the user's: removing the machine only forgets it.
     },
     start: async () => {
@@ -59,11 +63,10 @@ export function createGenericDriver(context: DriverContext): Driver {
       return (await tcpAnswers(address, port, 5_000)).ok ? 'running' : 'error';
     },
     async addresses() {
-      const priv = context.options['generic-private-address'];
-      return { public: address, private: typeof priv === 'string' && priv ? priv : address };
+      return { public: address, private: options['generic-private-address'] ?? address };
     },
     async sshTarget() {
-      return { host: address, port, user, privateKeyPath: String(context.state['sshKeyPath'] ?? keyPath()) };
+      return { host: address, port, user, privateKeyPath: state.sshKeyPath ?? keyPath() };
     },
   };
 }

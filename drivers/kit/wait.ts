@@ -84,16 +84,21 @@ export function tcpAnswers(host: string, port: number, timeoutMs: number): Promi
 }
 
 /** Polls until host:port accepts a TCP connection or the deadline passes. */
-export async function waitForTcp(host: string, port: number, deadlineMs: number, signal?: AbortSignal): Promise<Reachability> {
+export function waitForTcp(host: string, port: number, deadlineMs: number, signal?: AbortSignal): Promise<Reachability> {
+  return pollReachable((ms) => tcpAnswers(host, port, ms), deadlineMs, 2_000, signal);
+}
+
+/** Repeats a bounded probe with backoff until it succeeds or the deadline passes; the last answer. */
+async function pollReachable(probe: (timeoutMs: number) => Promise<Reachability>, deadlineMs: number, attemptMs: number, signal?: AbortSignal): Promise<Reachability> {
   const end = Date.now() + deadlineMs;
   let pause = 100;
   let last: Reachability = { ok: false, reason: 'not tried' };
   while (Date.now() < end) {
     if (signal?.aborted) throw interrupted(signal);
-    last = await tcpAnswers(host, port, Math.max(100, Math.min(2_000, end - Date.now())));
+    last = await probe(Math.max(200, Math.min(attemptMs, end - Date.now())));
     if (last.ok) return last;
     await backoff(Math.min(pause, Math.max(0, end - Date.now())), signal);
-    pause = Math.min(pause * 2, 1_000);
+    pause = Math.min(pause * 2, 2_000);
   }
   return last;
 }
@@ -123,16 +128,8 @@ export function sshBanner(host: string, port: number, timeoutMs: number): Promis
  * the machine when the deadline passes (an instance that never answers SSH).
  */
 export async function waitForSsh(machine: string, host: string, port: number, deadlineMs: number, signal?: AbortSignal): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  let pause = 200;
-  let last: Reachability = { ok: false, reason: 'not tried' };
-  while (Date.now() < end) {
-    if (signal?.aborted) throw interrupted(signal);
-    last = await sshBanner(host, port, Math.max(200, Math.min(3_000, end - Date.now())));
-    if (last.ok) return;
-    await backoff(Math.min(pause, Math.max(0, end - Date.now())), signal);
-    pause = Math.min(pause * 2, 2_000);
-  }
+  const last = await pollReachable((ms) => sshBanner(host, port, ms), deadlineMs, 3_000, signal);
+  if (last.ok) return;
   throw new DriverError('unreachable', `${machine} (${host}:${port}) did not answer SSH within ${formatSeconds(deadlineMs)}: ${last.reason}`, {
     hint: `check that port ${port} of ${machine} is open to this computer`,
   });
@@ -145,4 +142,19 @@ export function formatSeconds(ms: number): string {
 function interrupted(signal: AbortSignal): DriverError {
   const reason: unknown = signal.reason;
   return new DriverError('interrupted', reason instanceof Error ? reason.message : 'interrupted');
+}
+
+const chains = new Map<string, Promise<unknown>>();
+
+/** Runs fn after every earlier call with the same key has settled (an in-process mutex). */
+export function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const previous = chains.get(key) ?? Promise.resolve();
+  const next = previous.catch(() => undefined).then(fn);
+  chains.set(key, next);
+  void next
+    .finally(() => {
+      if (chains.get(key) === next) chains.delete(key);
+    })
+    .catch(() => undefined);
+  return next;
 }

@@ -3,7 +3,7 @@
  * then parses with the driver's flags added (oclif flags built from the driver definition).
  */
 import { Flags } from '@oclif/core';
-import type { DriverDefinition, DriverFlag } from '../../drivers/types.js';
+import type { AnyDriverDefinition as DriverDefinition, DriverFlag } from '../../drivers/kit/index.js';
 
 export function driverNameFromArgv(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {

@@ -4,9 +4,10 @@ import { driverNameFromArgv, oclifDriverFlags } from '../cli/driver-flags.js';
 import { engineFlags, engineOptionsFromFlags } from '../cli/engine-flags.js';
 import { loadDriverDefinition } from '../../drivers/registry.js';
 import { chooseDefaultDriver } from '../machine/default-driver.js';
-import { createTask, prepareCreate, sharedEngineSource } from '../machine/create.js';
-import { runTasks } from '../ui/progress.js';
+import { checkCapacity, prepareCreate, type PreparedCreate } from '../machine/create.js';
+import { createMachines } from '../machine/plans.js';
 import { info } from '../ui/log.js';
+import { withInterrupts } from '../ui/interrupt.js';
 
 export default class Create extends BaseCommand {
   static override summary = 'Create machines: make the hosts, install the engine, open the swarm ports';
@@ -35,7 +36,7 @@ export default class Create extends BaseCommand {
     const names = argv as string[];
     const store = await this.store();
     const engine = engineOptionsFromFlags(flags, definition.defaultEngineInstall ?? 'bundle');
-    const prepared = [];
+    const prepared: PreparedCreate[] = [];
     for (const name of names) {
       prepared.push(
         await prepareCreate(store, {
@@ -47,11 +48,8 @@ export default class Create extends BaseCommand {
         }),
       );
     }
-    const source = sharedEngineSource(store, prepared[0]!.engine, info);
-    await runTasks(
-      prepared.map((p) => createTask(store, p, source)),
-      { concurrent: true, continueOnError: true },
-    );
+    await checkCapacity(definition, names.length);
+    await withInterrupts(store, (signal) => createMachines(store, prepared, { keepOnFailure: flags['keep-on-failure'], signal }));
     for (const name of names) info(`Machine "${name}" is ready. To point your Docker client at it: eval "$(tmachine env ${name})"`);
   }
 }

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
-import { provisionMachines } from '../machine/provision.js';
+import { provisionMachines } from '../machine/plans.js';
 
 export default class Provision extends BaseCommand {
   static override summary = 'Provision machines again: engine, daemon config, TLS, firewall (only what differs)';

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
 import { driverOf } from '../machine/driver-instance.js';
-import { provisionMachines } from '../machine/provision.js';
+import { provisionMachines } from '../machine/plans.js';
 
 export default class RegenerateCerts extends BaseCommand {
   static override summary = "Issue new server certificates (with the machine's current addresses) and restart the engine";

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
 import { TmachineError } from '../errors.js';
-import { provisionMachines } from '../machine/provision.js';
+import { provisionMachines } from '../machine/plans.js';
 
 export default class Upgrade extends BaseCommand {
   static override summary = 'Move the engine of machines to another bundle or version';

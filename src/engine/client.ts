@@ -4,7 +4,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { dockerEngine } from '../../drivers/kit/engine.js';
 import type { Store } from '../store/store.js';
 import type { MachineRecord } from '../store/machine-record.js';
 
@@ -25,15 +26,8 @@ export function engineUrl(record: MachineRecord): string {
 }
 
 export function engineClient(record: MachineRecord, tls: EngineTls, timeoutMs = 60_000): Docker {
-  return new Docker({
-    host: record.addresses.public,
-    port: record.engine.port,
-    protocol: 'https',
-    ca: tls.ca,
-    cert: tls.cert,
-    key: tls.key,
-    timeout: timeoutMs,
-  });
+  const host = record.addresses.public.includes(':') ? `[${record.addresses.public}]` : record.addresses.public;
+  return dockerEngine({ endpoint: `tcp://${host}:${record.engine.port}`, tls, timeoutMs });
 }
 
 export async function machineEngine(store: Store, record: MachineRecord, timeoutMs?: number): Promise<Docker> {

@@ -1,14 +1,26 @@
-/** With no --driver: the docker driver when a local engine answers (or can be started), else an error. */
-import { builtInDriverNames } from '../../drivers/registry.js';
+/** With no --driver: the first built-in driver whose detection says it can work here (the docker driver), else an error. */
+import { builtInDefinitions, builtInDriverNames } from '../../drivers/registry.js';
 import { TmachineError } from '../errors.js';
-import fs from 'node:fs';
+
+/** Drivers asked in this order; the local lab comes first, as minikube's and kind's default. */
+const PREFERRED = ['docker'];
 
 export async function chooseDefaultDriver(): Promise<string> {
-  const sockets = [process.env['TMACHINE_DOCKER_HOST'], process.env['DOCKER_HOST'], 'unix:///var/run/docker.sock', 'unix:///var/tmp/tmachine-engine/docker.sock'];
-  const hasLocalEngine = sockets.some((s) => s && (!s.startsWith('unix://') || fs.existsSync(s.slice('unix://'.length))));
-  const canStartEngine = process.getuid?.() === 0 && ['/usr/sbin/dockerd', '/usr/bin/dockerd', '/usr/local/bin/dockerd'].some((p) => fs.existsSync(p));
-  if (hasLocalEngine || canStartEngine) return 'docker';
-  throw new TmachineError('no --driver given and no local Docker engine answers', {
+  const definitions = await builtInDefinitions();
+  const ordered = [...definitions].sort((a, b) => rank(a.name) - rank(b.name));
+  const reasons: string[] = [];
+  for (const definition of ordered) {
+    if (!definition.detect || !PREFERRED.includes(definition.name)) continue;
+    const detection = await definition.detect();
+    if (detection.usable) return definition.name;
+    reasons.push(`${definition.name}: ${detection.reason}`);
+  }
+  throw new TmachineError(`no --driver given and no driver can work here without one (${reasons.join('; ')})`, {
     hint: `pass --driver with one of: ${builtInDriverNames().join(', ')}`,
   });
+}
+
+function rank(name: string): number {
+  const i = PREFERRED.indexOf(name);
+  return i < 0 ? PREFERRED.length : i;
 }

@@ -6,21 +6,16 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { certificateCovers, certificateMatchesCa, ensureStoreCertificates, issueServerCertificate, type StoreCertificates } from '../certs/certs.js';
-import { buildBundleFromDebian, listCachedBundles, resolveBundle, type ResolvedBundle } from '../engine/bundle.js';
+import { listCachedBundles, resolveBundle, type ResolvedBundle } from '../engine/bundle.js';
+import { buildBundleFromDebian } from '../engine/debian-bundle.js';
 import { engineClient } from '../engine/client.js';
 import { TmachineError } from '../errors.js';
 import { ReconnectingHost } from '../ssh/resilient.js';
 import type { SshConnection } from '../ssh/connection.js';
 import type { RemoteHost } from '../ssh/types.js';
-import type { StepResult } from '../steps.js';
 import type { EngineOptions, MachineRecord } from '../store/machine-record.js';
 import type { Store } from '../store/store.js';
-import { runTasks } from '../ui/progress.js';
-import { info } from '../ui/log.js';
 import { connectMachine } from './connect.js';
-import { stepTasks, type UiTask } from '../ui/progress.js';
-import { detectHost } from '../../provision/os.js';
-import { provisionPlan, type ProvisionContext } from '../../provision/engine-install.js';
 
 export interface EngineSource {
   bundle?: ResolvedBundle;
@@ -93,66 +88,12 @@ export async function ensureMachineCertificates(store: Store, record: MachineRec
   return { store: certs, serverCertPem, serverKeyPem };
 }
 
-export interface ProvisionOptions {
-  dryRun?: boolean;
-  /** Filled with one result per step, for "nothing to change" reports and tests. */
-  results?: StepResult[];
-  dataPathPort?: number;
-  forceCerts?: boolean;
-}
-
 /**
  * The host provisioning talks to: the open connection, re-opened once if it is lost under
  * load (every step is idempotent, so repeating one is safe). The caller closes it.
  */
 export function provisioningHost(store: Store, record: MachineRecord, connection: SshConnection): RemoteHost {
   return new ReconnectingHost(connection, () => connectMachine(store, record, { waitMs: 60_000 }));
-}
-
-/** The progress tasks that provision one machine over `host` (see provisioningHost). */
-export async function provisionTasks(store: Store, record: MachineRecord, host: RemoteHost, source: EngineSource, options: ProvisionOptions = {}): Promise<UiTask[]> {
-  const results = options.results ?? [];
-  const certs = await ensureMachineCertificates(store, record, options.forceCerts);
-  const registryCas = await Promise.all(
-    record.engine.registryCAs.map(async (r) => ({ registry: r.registry, caPem: await fs.readFile(store.machineFile(record.name, r.caFile), 'utf8') })),
-  );
-  if (record.engine.install === 'bundle' && !source.bundle) throw new TmachineError(`no engine bundle given for ${record.name}`);
-  const tls = { ca: certs.store.caPem, cert: certs.store.certPem, key: certs.store.keyPem };
-  let context: ProvisionContext | undefined;
-  return [
-    {
-      title: `${record.name}: detect the OS`,
-      run: async (ui) => {
-        const os = await detectHost(host);
-        ui.setTitle(`${record.name}: ${os.prettyName} (${os.arch})`);
-        context = {
-          host,
-          machineName: record.name,
-          os,
-          sshUser: record.ssh.user,
-          engine: record.engine,
-          ...(source.bundle ? { bundle: { path: source.bundle.path, sha256: source.bundle.sha256, version: source.bundle.version ?? '' } } : {}),
-          certs: { caPem: certs.store.caPem, serverCertPem: certs.serverCertPem, serverKeyPem: certs.serverKeyPem },
-          registryCas,
-          ...(options.dataPathPort ? { dataPathPort: options.dataPathPort } : {}),
-          sshPort: record.ssh.port,
-          probe: async () => (await engineClient(record, tls, 10_000).version()).Version,
-        };
-        await ui.subtasks(stepTasks(record.name, context, provisionPlan(context), results, options.dryRun));
-      },
-    },
-    {
-      title: `${record.name}: record the engine`,
-      run: async (ui) => {
-        if (options.dryRun || !context?.probe) return ui.skip(`${record.name}: record the engine (dry run)`);
-        const engineVersion = await context.probe();
-        await store.update(record.name, (r) => {
-          r.provisioned = { at: r.provisioned?.at && !results.some((x) => x.outcome === 'done') ? r.provisioned.at : new Date().toISOString(), engineVersion, os: context!.os.prettyName };
-        });
-        ui.setTitle(`${record.name}: engine ${engineVersion} answers on tcp://${record.addresses.public}:${record.engine.port} (TLS)`);
-      },
-    },
-  ];
 }
 
 /** Pins the bundle a machine got, so re-provisioning installs exactly that one again. */
@@ -163,53 +104,4 @@ export async function recordEngineSource(store: Store, name: string, source: Eng
     if (source.bundle.version) r.engine.version = source.bundle.version;
     delete r.engine.bundle;
   });
-}
-
-export interface ProvisionMachinesOptions extends Omit<ProvisionOptions, 'results'> {
-  /** Replaces the machines' engine options first (upgrade). */
-  engine?: (current: EngineOptions) => EngineOptions;
-  silent?: boolean;
-}
-
-/**
- * provision / regenerate-certs / upgrade: provisions existing machines in parallel and
- * says per machine whether anything changed. Returns the step results per machine.
- */
-export async function provisionMachines(store: Store, names: string[], options: ProvisionMachinesOptions = {}): Promise<Map<string, StepResult[]>> {
-  const records = await Promise.all(names.map((n) => store.load(n)));
-  for (const r of records) {
-    if (r.creating) throw new TmachineError(`machine "${r.name}" was never finished`, { hint: `remove it with \`tmachine rm -f ${r.name}\`` });
-  }
-  const outcome = new Map<string, StepResult[]>();
-  await runTasks(
-    records.map((initial) => ({
-      title: `${initial.name}: provision`,
-      run: async (ui) => {
-        let record = initial;
-        if (options.engine) {
-          const change = options.engine;
-          record = await store.update(record.name, (r) => {
-            r.engine = change(r.engine);
-          });
-        }
-        const source = await prepareEngineSource(store, record.engine, (m) => ui.report(m));
-        if (!options.dryRun) record = await recordEngineSource(store, record.name, source);
-        const host = provisioningHost(store, record, await connectMachine(store, record));
-        try {
-          const results: StepResult[] = [];
-          outcome.set(record.name, results);
-          await ui.subtasks(await provisionTasks(store, record, host, source, { ...options, results }));
-        } finally {
-          host.close();
-        }
-      },
-    })),
-    { concurrent: true, continueOnError: true, silent: options.silent ?? false },
-  );
-  for (const [name, results] of outcome) {
-    const ran = results.filter((r) => r.outcome === 'done' || r.outcome === 'would-run');
-    if (ran.length === 0) info(`${name}: nothing to change (${results.length} steps already done)`);
-    else info(`${name}: ${options.dryRun ? 'would run' : 'ran'} ${ran.map((r) => r.id).join(', ')}`);
-  }
-  return outcome;
 }

@@ -2,8 +2,8 @@
  * State checks for ls/status: the driver's view of the host, then the engine's version over
  * TLS, all inside one bounded timeout so a dead host never stalls a listing.
  */
-import type { HostState } from '../../drivers/types.js';
-import { withDeadline } from '../async.js';
+import { isDriverError, type HostState } from '../../drivers/kit/index.js';
+import { withDeadline } from '../../drivers/kit/index.js';
 import { clientTls, engineClient, engineUrl, type EngineTls } from '../engine/client.js';
 import type { MachineRecord } from '../store/machine-record.js';
 import type { Store } from '../store/store.js';
@@ -44,7 +44,7 @@ export async function machineStatus(store: Store, record: MachineRecord, timeout
     const driver = await driverOf(store, record);
     status.state = await withDeadline(driver.state(), Math.max(1, deadline - Date.now()), 'the driver');
   } catch (error) {
-    status.state = /did not answer within/.test(String(error)) ? 'timeout' : 'error';
+    status.state = isDriverError(error, 'timeout') ? 'timeout' : 'error';
     status.error = firstLine(error);
     return status;
   }

@@ -39,6 +39,21 @@ export const machineRecordSchema = z.object({
     options: jsonObject.default({}),
     /** Driver-owned state (container id, instance id, ...). */
     state: jsonObject.default({}),
+    /**
+     * The undo log: every resource the driver made, recorded the moment it existed. rm, a
+     * failed create and an interrupted create remove exactly these, newest first.
+     */
+    resources: z
+      .array(
+        z.object({
+          kind: z.string(),
+          id: z.string(),
+          label: z.string().optional(),
+          shared: z.boolean().optional(),
+          details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+        }),
+      )
+      .default([]),
   }),
   ssh: z.object({
     user: z.string(),

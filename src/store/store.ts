@@ -7,6 +7,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
+import type { z } from 'zod';
+import { backoff } from '../../drivers/kit/index.js';
 import { TmachineError } from '../errors.js';
 import { cachePath, defaultStorePath } from './paths.js';
 import { MACHINE_NAME, STORE_SCHEMA_VERSION, machineRecordSchema, type MachineRecord } from './machine-record.js';
@@ -35,6 +37,10 @@ export class Store {
   /** Opens (creating if needed) the store and refuses one written by a newer tmachine. */
   static async open(root: string = defaultStorePath()): Promise<Store> {
     const store = new Store(path.resolve(root));
+    const existing = await fs.stat(store.root).catch(() => undefined);
+    if (existing && !existing.isDirectory()) {
+      throw new TmachineError(`the store path ${store.root} is a file, not a directory`, { hint: 'point --storage-path or TMACHINE_STORAGE_PATH at a directory' });
+    }
     await store.ensureDir(store.root);
     await store.ensureDir(store.machinesDir);
     await store.ensureDir(store.certsDir);
@@ -141,19 +147,75 @@ export class Store {
   /** Runs fn while holding the machine's lock (works across processes). */
   async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
     validateMachineName(name);
+    return this.withNamedLock(name, fn);
+  }
+
+  /**
+   * The one lock primitive: a lock file under locks/ held while fn runs (across processes;
+   * a holder that died is taken over after 15 s). With `holder`, the lock also records who
+   * holds it, and a second caller waits up to `waitMs`, saying once whom it waits for, then
+   * fails naming the holder.
+   */
+  async withNamedLock<T>(name: string, fn: () => Promise<T>, wait?: { holder: string; waitMs: number; onWait: (holder: string) => void }): Promise<T> {
     const lockTarget = path.join(this.locksDir, name);
-    const release = await lockfile.lock(lockTarget, {
-      realpath: false,
-      lockfilePath: `${lockTarget}.lock`,
-      stale: 15_000,
-      update: 5_000,
-      retries: { retries: 600, minTimeout: 10, maxTimeout: 100, factor: 1.2 },
-    });
+    const holderFile = `${lockTarget}.holder`;
+    const options = { realpath: false, lockfilePath: `${lockTarget}.lock`, stale: 15_000, update: 5_000 };
+    let release: () => Promise<void>;
+    if (!wait) {
+      release = await lockfile.lock(lockTarget, { ...options, retries: { retries: 600, minTimeout: 10, maxTimeout: 100, factor: 1.2 } });
+    } else {
+      const giveUpAt = Date.now() + wait.waitMs;
+      let told = false;
+      for (;;) {
+        try {
+          release = await lockfile.lock(lockTarget, { ...options, retries: 0 });
+          break;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+          const holder = (await fs.readFile(holderFile, 'utf8').catch(() => '')).trim() || 'another tmachine command';
+          if (!told) {
+            wait.onWait(holder);
+            told = true;
+          }
+          if (Date.now() >= giveUpAt) {
+            throw new TmachineError(`${name.replace(/^cluster-/, 'cluster ')} is locked by ${holder}`, { hint: 'wait for it to finish, then run this command again' });
+          }
+          await backoff(250);
+        }
+      }
+      await writeFileAtomic(holderFile, `${wait.holder} (pid ${process.pid})\n`, { mode: SECRET_MODE });
+    }
     try {
       return await fn();
     } finally {
+      if (wait) await fs.rm(holderFile, { force: true });
       await release();
     }
+  }
+
+  get clustersDir(): string {
+    return path.join(this.root, 'clusters');
+  }
+
+  /** A cluster record (clusters/NAME.json): validated by `schema`, migrated by `migrate`, undefined when missing. */
+  async loadDocument<T>(file: string, schema: z.ZodType<T>, migrate: (raw: Record<string, unknown>) => Record<string, unknown> = (r) => r): Promise<T | undefined> {
+    const raw = await readJson<Record<string, unknown>>(file);
+    if (raw === undefined) return undefined;
+    const version = raw['schemaVersion'];
+    if (typeof version === 'number' && version > STORE_SCHEMA_VERSION) throw newerStoreError(file, version);
+    const parsed = schema.safeParse(migrate(raw));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new TmachineError(`${file} is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message}`, { hint: 'restore it from a backup' });
+    }
+    return parsed.data;
+  }
+
+  /** Atomic write of a validated document with the store's schema version. */
+  async saveDocument<T>(file: string, schema: z.ZodType<T>, value: T): Promise<void> {
+    await this.ensureDir(path.dirname(file));
+    const checked = schema.parse(value) as Record<string, unknown>;
+    await writeFileAtomic(file, JSON.stringify({ schemaVersion: STORE_SCHEMA_VERSION, ...checked }, null, 2) + '\n', { mode: SECRET_MODE });
   }
 
   /** Read-modify-write under the machine lock. */

@@ -1,28 +1,39 @@
 /**
- * `swarm bootstrap`: converge the real cluster towards the desired one. Machines that are
- * missing are created (in parallel), existing ones provisioned, then the swarm steps run:
- * init on the first manager, managers join one at a time, workers in parallel, roles,
- * labels, and with --prune the removal of nodes no longer listed.
+ * `swarm bootstrap` as one plan: the cluster record first (so `swarm down --rm` always finds
+ * what a bootstrap made), identical machines in one driver call where the driver can, a
+ * pipeline per machine (create or provision), then the swarm phases: gather members, init on
+ * the first manager, managers joined one at a time, workers in parallel, roles and labels,
+ * and with --prune the removal of nodes no longer listed. The whole run holds the cluster
+ * lock, so two commands never change one cluster at once.
  */
+import type { ClusterHints } from '../../drivers/kit/index.js';
+import { clientTls, type EngineTls } from '../engine/client.js';
 import { TmachineError } from '../errors.js';
-import { createTask, prepareCreate, sharedEngineSource, type CreateTimings, type PreparedCreate } from '../machine/create.js';
+import { checkCapacity, prepareCreate, type PreparedCreate } from '../machine/create.js';
 import { connectMachine } from '../machine/connect.js';
-import { provisionMachines } from '../machine/provision.js';
-import type { StepResult, Step } from '../steps.js';
+import { createTogetherPhase, machinesContext, machinesPhase, machineTimings, type CreateTimings, type MachinesContext } from '../machine/pipeline.js';
+import { runPlan } from '../plan/runner.js';
+import type { Phase, PlanReport, StepResult } from '../plan/types.js';
+import { uploadedBytes } from '../ssh/connection.js';
+import type { Step } from '../steps.js';
 import type { Store } from '../store/store.js';
-import { info, warn } from '../ui/log.js';
-import { runTasks, stepTasks, type UiTask } from '../ui/progress.js';
-import { loadCluster, saveCluster, type ClusterRecord } from './cluster-record.js';
+import { planProgress, type ProgressMode } from '../ui/plan-progress.js';
+import { warn } from '../ui/log.js';
+import { loadCluster, updateCluster, withClusterLock } from './cluster-record.js';
 import { initStep, joinStep, labelStep, pruneStep, roleStep, type ConvergeContext } from './converge.js';
-import type { DesiredCluster } from './desired-state.js';
+import type { DesiredCluster, DesiredNode } from './desired-state.js';
 import { memberOf, swarmInfo, type Member } from './engines.js';
-import { clientTls } from '../engine/client.js';
 
 export interface BootstrapOptions {
   dryRun?: boolean;
   prune?: boolean;
   keepOnFailure?: boolean;
-  silent?: boolean;
+  progress?: ProgressMode;
+  signal?: AbortSignal;
+  /** How long to wait for another command that holds the cluster lock. */
+  lockWaitMs?: number;
+  /** At most this many machines worked on at once (default: all). */
+  concurrency?: number;
 }
 
 export interface BootstrapReport {
@@ -39,24 +50,38 @@ export interface BootstrapReport {
     /** Wall time of the swarm steps (init, joins, roles, labels). */
     swarmMs: number;
     totalMs: number;
+    /** Bytes uploaded to hosts by this command (the bundle relay keeps it at one bundle). */
+    uploadedBytes: number;
+    /** Hosts that fetched the bundle from a peer instead of from this computer. */
+    relayed: string[];
+    /** Every step of the plan with its host and wall time, in the order they ended (--timings). */
+    steps: Array<{ host: string; step: string; ms: number; outcome: string }>;
   };
+}
+
+interface BootstrapContext extends MachinesContext {
+  desired: DesiredCluster;
+  converge: ConvergeContext;
+  tls?: EngineTls;
+  prune: boolean;
 }
 
 export async function bootstrapCluster(store: Store, desired: DesiredCluster, options: BootstrapOptions = {}): Promise<BootstrapReport> {
   const managers = desired.nodes.filter((n) => n.role === 'manager');
   if (managers.length === 0) throw new TmachineError('a swarm needs at least one manager', { hint: 'pass --managers 1 (or 3)' });
+  return withClusterLock(store, desired.name, `swarm bootstrap of ${desired.name}`, options.lockWaitMs, () => bootstrapLocked(store, desired, options));
+}
 
+async function bootstrapLocked(store: Store, desired: DesiredCluster, options: BootstrapOptions): Promise<BootstrapReport> {
+  const managers = desired.nodes.filter((n) => n.role === 'manager');
   // Everything checkable is checked before anything is made.
-  const missing: PreparedCreate[] = [];
-  const existing: string[] = [];
+  const creates = new Map<string, PreparedCreate>();
   for (const node of desired.nodes) {
-    if (await store.exists(node.name)) {
-      existing.push(node.name);
-      continue;
-    }
+    if (await store.exists(node.name)) continue;
     if (!node.create) throw new TmachineError(`machine "${node.name}" does not exist`, { hint: 'create it first, or let bootstrap create it with --driver' });
     const engine = { ...desired.engine, opts: desired.engine.opts ?? [], port: 2376 };
-    missing.push(
+    creates.set(
+      node.name,
       await prepareCreate(store, {
         name: node.name,
         driver: node.create.driver,
@@ -67,112 +92,219 @@ export async function bootstrapCluster(store: Store, desired: DesiredCluster, op
       }),
     );
   }
-  const previous = await loadCluster(store, desired.name);
-  const steps = new Map<string, StepResult[]>();
-  const started = Date.now();
-  const createTimings = new Map<string, CreateTimings>();
+  const byDriver = new Map<string, PreparedCreate[]>();
+  for (const p of creates.values()) byDriver.set(p.definition.name, [...(byDriver.get(p.definition.name) ?? []), p]);
+  for (const group of byDriver.values()) await checkCapacity(group[0]!.definition, group.length);
 
-  if (options.dryRun) {
-    for (const p of missing) {
-      steps.set(p.request.name, [
-        { id: 'create', title: `create with the ${p.definition.name} driver`, outcome: 'would-run' },
-        { id: 'provision', title: 'provision the engine', outcome: 'would-run' },
-        { id: `swarm-join-${p.request.swarm?.role ?? 'worker'}`, title: `join the swarm as ${p.request.swarm?.role ?? 'worker'}`, outcome: 'would-run' },
-      ]);
-    }
-  } else if (missing.length > 0) {
-    const source = sharedEngineSource(store, missing[0]!.engine, info);
-    await runTasks(
-      missing.map((p) => createTask(store, p, source, createTimings)),
-      { concurrent: true, continueOnError: true, silent: options.silent ?? false },
-    );
-    for (const p of missing) steps.set(p.request.name, [{ id: 'create', title: 'create and provision', outcome: 'done' }]);
-  }
-  if (existing.length > 0) {
-    const provisioned = await provisionMachines(store, existing, { dryRun: options.dryRun ?? false, silent: options.silent ?? false });
-    for (const [name, results] of provisioned) steps.set(name, [...results]);
-  }
-
-  const machinesWallMs = Date.now() - started;
-  // Existing machines may not be known as members yet; from here on they are.
-  const members = new Map<string, Member>();
-  const tls = options.dryRun && missing.length > 0 ? undefined : await clientTls(store);
-  for (const node of desired.nodes) {
-    if (!(await store.exists(node.name))) continue;
-    const record = options.dryRun
-      ? await store.load(node.name)
-      : await store.update(node.name, (r) => {
-          r.swarm = { ...r.swarm, cluster: desired.name, role: node.role };
-        });
-    members.set(node.name, await memberOf(store, record, tls));
-  }
-  const cluster: ClusterRecord = {
-    name: desired.name,
-    createdAt: previous?.createdAt ?? new Date().toISOString(),
-    managers: managers.length,
-    nodes: desired.nodes.map((n) => ({ name: n.name, role: n.role })),
-    swarm: { advertise: desired.swarm.advertise, encryptedOverlay: desired.swarm.encryptedOverlay, ...(desired.swarm.dataPathPort ? { dataPathPort: desired.swarm.dataPathPort } : {}), ...(desired.swarm.mtu ? { mtu: desired.swarm.mtu } : {}) },
-    stacks: previous?.stacks ?? [],
-  };
-  if (!options.dryRun) await saveCluster(store, cluster);
-
-  const context: ConvergeContext = {
-    members,
-    advertise: desired.swarm.advertise,
-    ...(desired.swarm.dataPathPort ? { dataPathPort: desired.swarm.dataPathPort } : {}),
-    managerNames: managers.map((m) => m.name).filter((n) => members.has(n)),
-  };
-  const present = desired.nodes.filter((n) => members.has(n.name));
-  const [first, ...otherManagers] = present.filter((n) => n.role === 'manager');
-  const workers = present.filter((n) => n.role === 'worker');
-  const swarmResults = (name: string) => {
-    const list = steps.get(name) ?? [];
-    steps.set(name, list);
-    return list;
-  };
   const dry = options.dryRun ?? false;
-  const phase = (name: string, nodeSteps: Step<ConvergeContext>[]): UiTask[] => stepTasks(name, context, nodeSteps, swarmResults(name), dry);
-  const tasks: UiTask[] = [];
-  if (first) tasks.push(...phase(first.name, [initStep(first.name)]));
-  for (const m of otherManagers) tasks.push(...phase(m.name, [joinStep(m)]));
-  if (workers.length > 0) {
-    tasks.push({
-      title: `join ${workers.length} worker${workers.length > 1 ? 's' : ''}`,
-      run: (ui) => ui.subtasks(workers.flatMap((w) => [{ title: `${w.name}: join`, run: (wui) => wui.subtasks(phase(w.name, [joinStep(w)])) }]), { concurrent: true }),
-    });
+  const previous = await loadCluster(store, desired.name);
+  if (!dry) {
+    await updateCluster(store, desired.name, (current) => ({
+      name: desired.name,
+      createdAt: current?.createdAt ?? new Date().toISOString(),
+      managers: managers.length,
+      nodes: desired.nodes.map((n) => ({ name: n.name, role: n.role })),
+      swarm: {
+        advertise: desired.swarm.advertise,
+        encryptedOverlay: desired.swarm.encryptedOverlay,
+        ...(desired.swarm.dataPathPort ? { dataPathPort: desired.swarm.dataPathPort } : {}),
+        ...(desired.swarm.mtu ? { mtu: desired.swarm.mtu } : {}),
+      },
+      stacks: current?.stacks ?? [],
+    }));
   }
-  tasks.push({
-    title: 'roles and labels',
-    run: (ui) => ui.subtasks(present.flatMap((n) => phase(n.name, [roleStep(n), labelStep(n)])), { concurrent: true }),
-  });
+
+  const cluster: ClusterHints = {
+    name: desired.name,
+    ...(desired.swarm.dataPathPort ? { dataPathPort: desired.swarm.dataPathPort } : {}),
+    ...(desired.swarm.encryptedOverlay ? { encryptedOverlay: true } : {}),
+  };
+  const engineSettings = desiredEngineChange(desired);
+  const context: BootstrapContext = {
+    ...machinesContext(store, {
+      creates,
+      keepOnFailure: options.keepOnFailure ?? false,
+      cluster,
+      ...(desired.swarm.dataPathPort ? { dataPathPort: desired.swarm.dataPathPort } : {}),
+      ...(engineSettings ? { engineChange: engineSettings } : {}),
+    }),
+    desired,
+    prune: options.prune ?? false,
+    converge: {
+      members: new Map(),
+      advertise: desired.swarm.advertise,
+      ...(desired.swarm.dataPathPort ? { dataPathPort: desired.swarm.dataPathPort } : {}),
+      managerNames: [],
+    },
+  };
+  const node = (name: string): DesiredNode => desired.nodes.find((n) => n.name === name)!;
+  const present = (ctx: BootstrapContext, hosts: readonly string[], role?: DesiredNode['role']) =>
+    hosts.filter((h) => ctx.converge.members.has(h) && (!role || node(h).role === role));
+  const firstManager = managers[0]!.name;
+
+  const phases: Phase<BootstrapContext>[] = [
+    createTogetherPhase() as Phase<BootstrapContext>,
+    machinesPhase('machines', options.concurrency) as Phase<BootstrapContext>,
+    {
+      id: 'members',
+      title: 'gather the swarm members',
+      scope: { kind: 'cluster' },
+      run: async (ctx) => gatherMembers(ctx, dry),
+      // Under --dry-run only machines that exist can be asked.
+      pipeline: true,
+    },
+    stepPhase('swarm-init', 'swarm init', { kind: 'cluster' }, (ctx) => (ctx.converge.members.has(firstManager) ? [firstManager] : []), () => initStep(firstManager)),
+    stepPhase('swarm-join-managers', 'join the swarm as manager', { kind: 'serial' }, (ctx, hosts) => present(ctx, hosts, 'manager').filter((h) => h !== firstManager), (h) => joinStep(node(h))),
+    stepPhase('swarm-join-workers', 'join the swarm as worker', { kind: 'parallel', ...(options.concurrency ? { concurrency: options.concurrency } : {}) }, (ctx, hosts) => present(ctx, hosts, 'worker'), (h) => joinStep(node(h))),
+    stepPhase('swarm-roles', 'role and labels', { kind: 'parallel' }, (ctx, hosts) => present(ctx, hosts), (h) => combine(roleStep(node(h)), labelStep(node(h)))),
+  ];
   if (options.prune) {
-    const keep = new Set(present.map((n) => n.name));
-    const extra = new Map<string, Member>();
-    for (const old of previous?.nodes ?? []) {
-      if (keep.has(old.name) || !(await store.exists(old.name))) continue;
-      extra.set(old.name, await memberOf(store, await store.load(old.name), tls));
-    }
-    tasks.push(...phase(desired.name, [pruneStep(keep, extra)]));
+    phases.push(
+      stepPhase('swarm-prune', 'prune nodes no longer listed', { kind: 'cluster' }, (ctx) => (ctx.converge.members.size > 0 ? [desired.name] : []), () => {
+        const keep = new Set(desired.nodes.map((n) => n.name));
+        return lazyPrune(store, previous?.nodes.map((n) => n.name).filter((n) => !keep.has(n)) ?? [], keep);
+      }),
+    );
   }
-  const swarmStarted = Date.now();
-  if (!dry || members.size > 0) await runTasks(tasks, { silent: options.silent ?? false });
-  const swarmMs = Date.now() - swarmStarted;
+
+  const progress = planProgress(options.progress ?? 'auto');
+  const started = Date.now();
+  let report: PlanReport;
+  try {
+    report = await runPlan({ title: 'swarm bootstrap', hosts: desired.nodes.map((n) => n.name), phases }, context, {
+      dryRun: dry,
+      ...(options.signal ? { signal: options.signal } : {}),
+      listener: progress.listener,
+    });
+  } catch (error) {
+    await context.ssh.closeAll();
+    throw error;
+  } finally {
+    await progress.finished();
+  }
+  const machinesWallMs = report.results.filter((r) => r.phase === 'machine' || r.phase === 'hosts-together').reduce((max, r) => Math.max(max, r.ms), 0);
+  const swarmMs = report.results.filter((r) => r.phase.startsWith('swarm-')).reduce((sum, r) => sum + r.ms, 0);
 
   if (!dry) {
-    for (const [name, m] of members) {
+    for (const [name, m] of context.converge.members) {
       const id = (await swarmInfo(m.docker)).nodeId;
-      await store.update(name, (r) => {
-        r.swarm = { ...r.swarm, nodeId: id };
-      });
+      await store.update(name, (r) => void (r.swarm = { ...r.swarm, nodeId: id }));
     }
-    if (first) await warnWithoutIpvs(store, first.name);
+    await warnWithoutIpvs(store, firstManager, context);
   }
-  const unchanged = [...steps.values()].every((list) => list.every((r) => r.outcome === 'already'));
+  await context.ssh.closeAll();
+  const steps = new Map<string, StepResult[]>();
+  for (const r of report.results) {
+    if (r.phase === 'machine' || r.phase === 'members') continue;
+    const host = r.host && desired.nodes.some((n) => n.name === r.host) ? r.host : desired.name;
+    steps.set(host, [...(steps.get(host) ?? []), r]);
+  }
   return {
-    created: missing.map((p) => p.request.name),
+    created: [...creates.keys()],
     steps,
-    unchanged,
-    timings: { machines: Object.fromEntries(createTimings), machinesWallMs, swarmMs, totalMs: Date.now() - started },
+    unchanged: report.unchanged,
+    timings: {
+      machines: machineTimings(report),
+      machinesWallMs,
+      swarmMs,
+      totalMs: Date.now() - started,
+      uploadedBytes: uploadedBytes(),
+      relayed: context.relay?.fetched ?? [],
+      steps: report.results.map((r) => ({ host: r.host ?? desired.name, step: r.phase, ms: r.ms, outcome: r.outcome })),
+    },
+  };
+}
+
+/**
+ * Engine settings of the cluster (file or flags) applied to machines that already exist, so
+ * a re-run with changed options or registries converges them too. Undefined: nothing given.
+ */
+function desiredEngineChange(desired: DesiredCluster): MachinesContext['engineChange'] {
+  const e = desired.engine;
+  const given = e.opts.length + e.env.length + e.labels.length + e.insecureRegistries.length + e.registryMirrors.length > 0 || e.storageDriver !== undefined;
+  if (!given) return undefined;
+  return (current) => ({
+    ...current,
+    opts: e.opts,
+    env: e.env,
+    labels: e.labels,
+    insecureRegistries: e.insecureRegistries,
+    registryMirrors: e.registryMirrors,
+    ...(e.storageDriver ? { storageDriver: e.storageDriver } : {}),
+  });
+}
+
+async function gatherMembers(ctx: BootstrapContext, dry: boolean): Promise<void> {
+  const { store, desired } = ctx;
+  ctx.tls = await clientTls(store).catch(() => undefined);
+  for (const node of desired.nodes) {
+    if (!(await store.exists(node.name))) continue;
+    const record = dry ? await store.load(node.name) : await store.update(node.name, (r) => void (r.swarm = { ...r.swarm, cluster: desired.name, role: node.role }));
+    if (record.creating) continue;
+    ctx.converge.members.set(node.name, await memberOf(store, record, ctx.tls));
+  }
+  ctx.converge.managerNames = desired.nodes.filter((n) => n.role === 'manager' && ctx.converge.members.has(n.name)).map((n) => n.name);
+}
+
+/** A converge Step (src/swarm/converge.ts) as a plan phase over chosen hosts. */
+function stepPhase(
+  id: string,
+  title: string,
+  scope: Phase<BootstrapContext>['scope'],
+  choose: (ctx: BootstrapContext, hosts: readonly string[]) => string[],
+  stepFor: (host: string) => Step<ConvergeContext>,
+): Phase<BootstrapContext> {
+  const steps = new Map<string, Step<ConvergeContext>>();
+  const of = (host: string) => {
+    let step = steps.get(host);
+    if (!step) steps.set(host, (step = stepFor(host)));
+    return step;
+  };
+  // A cluster-scoped phase has one run with no host; its one chosen host is remembered here.
+  let clusterHost: string | undefined;
+  const hostOf = (h: string | undefined) => h ?? clusterHost!;
+  return {
+    id,
+    title,
+    scope: scope.kind === 'cluster' ? { kind: 'serial' } : scope,
+    prepare: (ctx, hosts) => {
+      const chosen = choose(ctx, hosts);
+      clusterHost = chosen[0];
+      return chosen;
+    },
+    needsRun: (ctx, run) => of(hostOf(run.host)).needsRun(ctx.converge),
+    run: (ctx, run) => of(hostOf(run.host)).run(ctx.converge, run.report),
+  };
+}
+
+function combine(a: Step<ConvergeContext>, b: Step<ConvergeContext>): Step<ConvergeContext> {
+  return {
+    id: `${a.id}+${b.id}`,
+    title: `${a.title}, ${b.title}`,
+    needsRun: async (ctx) => (await a.needsRun(ctx)) || (await b.needsRun(ctx)),
+    run: async (ctx, report) => {
+      if (await a.needsRun(ctx)) await a.run(ctx, report);
+      if (await b.needsRun(ctx)) await b.run(ctx, report);
+    },
+  };
+}
+
+/** The prune step over machines of the previous cluster definition that are no longer listed. */
+function lazyPrune(store: Store, dropped: string[], keep: Set<string>): Step<ConvergeContext> {
+  let inner: Step<ConvergeContext> | undefined;
+  const get = async () => {
+    if (inner) return inner;
+    const extra = new Map<string, Member>();
+    const tls = await clientTls(store);
+    for (const name of dropped) if (await store.exists(name)) extra.set(name, await memberOf(store, await store.load(name), tls));
+    inner = pruneStep(keep, extra);
+    return inner;
+  };
+  return {
+    id: 'swarm-prune',
+    title: 'prune nodes no longer listed',
+    needsRun: async (ctx) => (await get()).needsRun(ctx),
+    run: async (ctx, report) => (await get()).run(ctx, report),
   };
 }
 
@@ -180,16 +312,13 @@ export async function bootstrapCluster(store: Store, desired: DesiredCluster, op
  * Service VIPs and the routing mesh need IPVS in the host kernel; some kernels (this lab's,
  * minimal cloud kernels) have none. One line says so, and what works instead.
  */
-async function warnWithoutIpvs(store: Store, machine: string): Promise<void> {
-  const record = await store.load(machine);
-  const connection = await connectMachine(store, record).catch(() => undefined);
+async function warnWithoutIpvs(store: Store, machine: string, ctx: MachinesContext): Promise<void> {
+  const record = await store.load(machine).catch(() => undefined);
+  if (!record) return;
+  const connection = await ctx.ssh.get(machine, () => connectMachine(store, record)).catch(() => undefined);
   if (!connection) return;
-  try {
-    const probe = await connection.exec('test -e /proc/net/ip_vs || { sudo -n modprobe ip_vs 2>/dev/null; test -e /proc/net/ip_vs; }');
-    if (probe.code !== 0) {
-      warn(`the kernel of ${machine} has no IPVS: service VIPs and the ingress routing mesh will not work; use endpoint_mode: dnsrr and ports with mode: host`);
-    }
-  } finally {
-    connection.close();
+  const probe = await connection.exec('test -e /proc/net/ip_vs || { sudo -n modprobe ip_vs 2>/dev/null; test -e /proc/net/ip_vs; }');
+  if (probe.code !== 0) {
+    warn(`the kernel of ${machine} has no IPVS: service VIPs and the ingress routing mesh will not work; use endpoint_mode: dnsrr and ports with mode: host`);
   }
 }

@@ -8,10 +8,10 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
-import type { DriverDefinition, DriverFlagValue } from '../../drivers/types.js';
-import { TmachineError } from '../errors.js';
+import type { AnyDriverDefinition as DriverDefinition, DriverFlagValue } from '../../drivers/kit/index.js';
+import { DriverError, TmachineError } from '../errors.js';
 import { MACHINE_NAME, type EngineOptions } from '../store/machine-record.js';
-import { driverOptionKey, evenManagerMessage, expandNodes } from './desired-state.js';
+import { driverOptionKey, evenManagerMessage, expandNodes, MAX_MANAGERS, tooManyManagersMessage } from './desired-state.js';
 
 export type NodeRole = 'manager' | 'worker';
 export type EngineInstall = EngineOptions['install'];
@@ -443,6 +443,7 @@ function checkSpec(spec: ClusterSpec, at: Located): void {
   // Reported on `managers:` when the file has it; otherwise on the node that made the count.
   const countPath: FieldPath = at.find(['managers']).depth === 1 ? ['managers'] : (managers.at(-1)?.source.slice(0, 2) ?? ['managers']);
   if (managers.length === 0) throw at.error(countPath, 'a swarm needs at least one manager');
+  if (managers.length > MAX_MANAGERS) throw at.error(countPath, tooManyManagersMessage(managers.length));
   if (managers.length % 2 === 0) throw at.error(countPath, evenManagerMessage(managers.length));
 
   spec.registries.forEach((r, i) => {
@@ -464,7 +465,7 @@ async function checkDriverOptions(
     try {
       definition = await load(block.name);
     } catch (error) {
-      if (!(error instanceof TmachineError)) throw error;
+      if (!(error instanceof DriverError)) throw error;
       const namePath = at.find([...block.path, 'name']).depth === block.path.length + 1 ? [...block.path, 'name'] : ['driver', 'name'];
       throw at.error(namePath, error.message, error.hint);
     }

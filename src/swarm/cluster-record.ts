@@ -2,13 +2,14 @@
  * What tmachine remembers about a cluster (clusters/NAME.json in the store): its members and
  * wanted manager count (for recovery), swarm options, and the stacks deployed through it
  * (for the ordered restart). The swarm itself stays the source of truth for membership.
+ * Everything goes through the Store (atomic writes, schema version, lock).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
 import { z } from 'zod';
 import { TmachineError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { info } from '../ui/log.js';
 
 export const clusterRecordSchema = z.object({
   name: z.string(),
@@ -27,37 +28,62 @@ export const clusterRecordSchema = z.object({
 });
 export type ClusterRecord = z.infer<typeof clusterRecordSchema>;
 
-function clustersDir(store: Store): string {
-  return path.join(store.root, 'clusters');
+/** Records written before the schema version was stored carry none; nothing to change yet. */
+function migrate(raw: Record<string, unknown>): Record<string, unknown> {
+  const { schemaVersion: _version, ...rest } = raw;
+  return rest;
+}
+
+function clusterFile(store: Store, name: string): string {
+  return path.join(store.clustersDir, `${name}.json`);
 }
 
 export async function listClusters(store: Store): Promise<string[]> {
-  const entries = await fs.readdir(clustersDir(store)).catch(() => [] as string[]);
+  const entries = await fs.readdir(store.clustersDir).catch(() => [] as string[]);
   return entries.filter((e) => e.endsWith('.json')).map((e) => e.slice(0, -5)).sort();
 }
 
 export async function loadCluster(store: Store, name: string): Promise<ClusterRecord | undefined> {
-  const text = await fs.readFile(path.join(clustersDir(store), `${name}.json`), 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
-  return clusterRecordSchema.parse(JSON.parse(text));
+  return store.loadDocument(clusterFile(store, name), clusterRecordSchema, migrate);
 }
 
+/** Read-modify-write of a cluster record under its record lock; `change` gets undefined for a new cluster. */
+export async function updateCluster(store: Store, name: string, change: (current: ClusterRecord | undefined) => ClusterRecord): Promise<ClusterRecord> {
+  return store.withNamedLock(`cluster-record-${name}`, async () => {
+    const next = change(await loadCluster(store, name));
+    await store.saveDocument(clusterFile(store, name), clusterRecordSchema, next);
+    return next;
+  });
+}
+
+/** Replaces a cluster record (through updateCluster). */
 export async function saveCluster(store: Store, record: ClusterRecord): Promise<void> {
-  await store.ensureDir(clustersDir(store));
-  await writeFileAtomic(path.join(clustersDir(store), `${record.name}.json`), JSON.stringify(clusterRecordSchema.parse(record), null, 2) + '\n', {
-    mode: 0o600,
+  await updateCluster(store, record.name, () => record);
+}
+
+/**
+ * The cluster lock: two commands that change the same cluster never interleave. The second
+ * waits (saying once for whom) up to `waitMs`, then fails naming the holder.
+ */
+export async function withClusterLock<T>(store: Store, name: string, holder: string, waitMs = 15 * 60_000, fn: () => Promise<T>): Promise<T> {
+  return store.withNamedLock(`cluster-${name}`, fn, {
+    holder: `\`tmachine ${holder}\``,
+    waitMs,
+    onWait: (who) => info(`cluster ${name} is busy: waiting for ${who} to finish`),
   });
 }
 
 /** Where the stack files deployed through a cluster are kept (for redeploys after a restart). */
 export function stacksDir(store: Store, cluster: string): string {
-  return path.join(clustersDir(store), cluster, 'stacks');
+  return path.join(store.clustersDir, cluster, 'stacks');
 }
 
 /** Forgets a cluster: its record and the stack files kept for it. */
 export async function removeCluster(store: Store, name: string): Promise<void> {
-  await fs.rm(path.join(clustersDir(store), name), { recursive: true, force: true });
-  await fs.rm(path.join(clustersDir(store), `${name}.json`), { force: true });
+  await store.withNamedLock(`cluster-record-${name}`, async () => {
+    await fs.rm(path.join(store.clustersDir, name), { recursive: true, force: true });
+    await fs.rm(clusterFile(store, name), { force: true });
+  });
 }
 
 /** The cluster a command means: --cluster, or the only one in the store. */

@@ -54,6 +54,13 @@ export function evenManagerMessage(count: number): string {
   return `${count} managers keep quorum after losing only ${tolerated}, as ${count - 1} do; use an odd number (${count - 1} or ${count + 1})`;
 }
 
+/** Docker's recommended maximum: every manager adds Raft traffic and, past 7, no fault tolerance worth it. */
+export const MAX_MANAGERS = 7;
+
+export function tooManyManagersMessage(count: number): string {
+  return `${count} managers is more than Docker's recommended maximum of ${MAX_MANAGERS} (every manager adds Raft traffic); use 3, 5 or 7 and make the rest workers`;
+}
+
 /** Cluster-file driver options omit the driver prefix (`region`); flags and drivers use it (`ec2-region`). */
 export function driverOptionKey(driver: string, key: string): string {
   return key.startsWith(`${driver}-`) ? key : `${driver}-${key}`;
@@ -157,9 +164,10 @@ export function desiredFromFlags(flags: ClusterFlags): { cluster: DesiredCluster
   const managers = nodes.filter((n) => n.role === 'manager').length;
   if (managers === 0) throw new TmachineError('a swarm needs at least one manager', { hint: 'pass --managers N or --manager NAME' });
   let warning: string | undefined;
-  if (managers % 2 === 0) {
-    if (flags.strict) throw new TmachineError(evenManagerMessage(managers), { hint: 'without --strict this is a warning' });
-    warning = evenManagerMessage(managers);
+  const problem = managers > MAX_MANAGERS ? tooManyManagersMessage(managers) : managers % 2 === 0 ? evenManagerMessage(managers) : undefined;
+  if (problem) {
+    if (flags.strict) throw new TmachineError(problem, { hint: 'without --strict this is a warning' });
+    warning = problem;
   }
 
   const cluster: DesiredCluster = {

@@ -68,6 +68,7 @@ function listrProgress(): PlanProgress {
   let phaseOrder: string[] = [];
   const seen = new Set<string>();
   const hostsOf = new Map<string, Array<string | undefined>>();
+  const failedPhases = new Set<string>();
 
   const hostTask = async (phase: string, host: string | undefined, title: string, task: Wrapper) => {
     const channel = hostChannel(phase, host);
@@ -133,10 +134,14 @@ function listrProgress(): PlanProgress {
           if (first.type === 'skipped') return task.skip(redact(`${p.title} (nothing to do)`));
           const hosts = first.hosts;
           if (hosts.length === 1 && hosts[0] === undefined) return hostTask(p.id, undefined, p.title, task);
-          return task.newListr(
-            hosts.map((host) => ({ title: redact(`${host}: ${p.title}`), task: (_c: unknown, t: Wrapper) => hostTask(p.id, host, p.title, t) })),
-            { concurrent: true, exitOnError: false, rendererOptions: { collapseSubtasks: false } },
-          );
+          await task
+            .newListr(
+              hosts.map((host) => ({ title: redact(`${host}: ${p.title}`), task: (_c: unknown, t: Wrapper) => hostTask(p.id, host, p.title, t) })),
+              { concurrent: true, exitOnError: false, rendererOptions: { collapseSubtasks: false } },
+            )
+            .run()
+            .catch(() => undefined);
+          if (failedPhases.has(p.id)) throw new Error(redact(`${p.title}: failed`));
         },
       })),
       {
@@ -184,6 +189,7 @@ function listrProgress(): PlanProgress {
           hostChannel(event.phase, event.host).push(event);
           return;
         case 'phase-end':
+          if (!event.ok) failedPhases.add(event.phase);
           for (const host of hostsOf.get(event.phase) ?? []) hostChannel(event.phase, host).push({ type: 'phase-over' });
           return;
         case 'plan-end':

@@ -4,7 +4,6 @@
  */
 import { Listr, ListrLogger, type ListrTask } from 'listr2';
 import { redact } from './redact.js';
-import type { Step, StepResult } from '../steps.js';
 
 export interface ProgressOptions {
   concurrent?: boolean | number;
@@ -92,33 +91,4 @@ export async function runTasks(tasks: UiTask[], options: ProgressOptions = {}): 
     if (!failures.includes(error)) failures.push(error);
   });
   if (failures.length > 0) throw failures[0];
-}
-
-/**
- * Steps of one host as tasks: each asks needsRun() first and shows "already done"
- * when nothing needs changing. Results are appended to `results`.
- */
-export function stepTasks<C>(host: string, context: C, steps: Step<C>[], results: StepResult[], dryRun = false): UiTask[] {
-  return steps.map((step) => ({
-    title: `${host}: ${step.title}`,
-    run: async (ui) => {
-      if (!(await step.needsRun(context))) {
-        results.push({ id: step.id, title: step.title, outcome: 'already' });
-        ui.skip(`${host}: ${step.title} (already done)`);
-        return;
-      }
-      if (dryRun) {
-        results.push({ id: step.id, title: step.title, outcome: 'would-run' });
-        ui.skip(`${host}: ${step.title} (would run)`);
-        return;
-      }
-      try {
-        await step.run(context, (m) => ui.report(m));
-      } catch (error) {
-        results.push({ id: step.id, title: step.title, outcome: 'failed' });
-        throw error;
-      }
-      results.push({ id: step.id, title: step.title, outcome: 'done' });
-    },
-  }));
 }

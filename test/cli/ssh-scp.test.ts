@@ -26,7 +26,7 @@ describe('ssh and scp through a machine record', () => {
         schemaVersion: STORE_SCHEMA_VERSION,
         name,
         createdAt: new Date().toISOString(),
-        driver: { name: 'generic', options: { 'generic-ip-address': sshd.host, 'generic-ssh-port': sshd.port }, state: {} },
+        driver: { name: 'generic', options: { 'generic-ip-address': sshd.host, 'generic-ssh-port': sshd.port }, state: {}, resources: [] },
         ssh: { user: sshd.user, host: sshd.host, port: sshd.port, keyPath: 'id_ed25519' },
         addresses: { public: sshd.host },
         engine: { install: 'none', opts: [], env: [], labels: [], insecureRegistries: [], registryMirrors: [], registryCAs: [], port: 2376 },

@@ -12,15 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TmachineError } from '../../src/errors.js';
-import {
-  BUNDLE_FILES,
-  buildBundleFromDebian,
-  fetchBundle,
-  listCachedBundles,
-  resolveBundle,
-  upstreamVersion,
-  verifyBundleLayout,
-} from '../../src/engine/bundle.js';
+import { BUNDLE_FILES, fetchBundle, listCachedBundles, resolveBundle, verifyBundleLayout } from '../../src/engine/bundle.js';
+import { buildBundleFromDebian, upstreamVersion } from '../../src/engine/debian-bundle.js';
 
 const noReport = (): void => undefined;
 

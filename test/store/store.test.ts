@@ -11,7 +11,7 @@ function record(name: string, host = '192.0.2.1'): MachineRecord {
     schemaVersion: STORE_SCHEMA_VERSION,
     name,
     createdAt: new Date().toISOString(),
-    driver: { name: 'generic', options: {}, state: {} },
+    driver: { name: 'generic', options: {}, state: {}, resources: [] },
     ssh: { user: 'root', host, port: 22, keyPath: 'id_ed25519' },
     addresses: { public: host },
     engine: { install: 'bundle', opts: [], env: [], labels: [], insecureRegistries: [], registryMirrors: [], registryCAs: [], port: 2376 },

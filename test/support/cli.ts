@@ -19,6 +19,8 @@ export interface CliOptions {
   env?: Record<string, string | undefined>;
   stdin?: string;
   timeoutMs?: number;
+  /** Working directory (a project with drivers installed in its node_modules). */
+  cwd?: string;
 }
 
 export function runCli(args: string[], options: CliOptions): Promise<CliResult> {
@@ -26,6 +28,7 @@ export function runCli(args: string[], options: CliOptions): Promise<CliResult> 
     const child = spawn(process.execPath, [bin, ...args], {
       env: { ...process.env, TMACHINE_STORAGE_PATH: options.store, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      ...(options.cwd ? { cwd: options.cwd } : {}),
     });
     let stdout = '';
     let stderr = '';

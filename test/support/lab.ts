@@ -10,7 +10,7 @@ import type Dockerode from 'dockerode';
 import { describe } from 'vitest';
 import { ensureLocalEngine } from '../../drivers/docker/local-engine.js';
 import { ensureHostImage } from '../../drivers/docker/host-image.js';
-import { buildBundleFromDebian } from '../../src/engine/bundle.js';
+import { buildBundleFromDebian } from '../../src/engine/debian-bundle.js';
 import { runCli, tempStore, type CliOptions, type CliResult } from './cli.js';
 
 export const CACHE_DIR = process.env['TMACHINE_CACHE_PATH'] ?? '/var/tmp/tmachine-cache';

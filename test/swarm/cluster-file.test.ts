@@ -3,8 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { loadDriverDefinition } from '../../drivers/registry.js';
-import type { DriverDefinition } from '../../drivers/types.js';
+import type { AnyDriverDefinition as DriverDefinition } from '../../drivers/kit/index.js';
 import { TmachineError } from '../../src/errors.js';
 import { loadClusterFile, parseClusterFile } from '../../src/swarm/cluster-file.js';
 import { desiredFromFlags, desiredFromSpec, evenManagerMessage } from '../../src/swarm/desired-state.js';
@@ -122,7 +123,7 @@ describe('a valid cluster file (SPEC §3)', () => {
     );
     const fake = async (name: string): Promise<DriverDefinition> => {
       if (name === 'generic') return loadDriverDefinition('generic');
-      return { name, description: '', flags: [{ name: `${name}-region`, type: 'string', description: '' }, { name: `${name}-instance-type`, type: 'string', description: '' }], load: async () => { throw new Error('not used'); } };
+      return { name, description: '', flags: [{ name: `${name}-region`, type: 'string', description: '' }, { name: `${name}-instance-type`, type: 'string', description: '' }], optionsSchema: z.object({}), stateSchema: z.object({}), load: async () => { throw new Error('not used'); } };
     };
     // SPEC §3's own spelling (address, user) is accepted through the generic driver's aliases.
     const spec = await loadClusterFile(FILE, { driverDefinition: fake });

@@ -10,6 +10,8 @@ import { desiredFromFlags, desiredFromSpec } from '../../swarm/desired-state.js'
 import { requireCluster } from '../../swarm/cluster-record.js';
 import { clusterStatus, formatStatus } from '../../swarm/status.js';
 import { info, warn } from '../../ui/log.js';
+import { withInterrupts } from '../../ui/interrupt.js';
+import { formatTimings } from '../../ui/timings.js';
 
 export default class SwarmBootstrap extends BaseCommand {
   static override summary = 'Create, provision and join machines into a swarm; running it again converges';
@@ -33,6 +35,8 @@ export default class SwarmBootstrap extends BaseCommand {
     strict: Flags.boolean({ description: 'An even manager count is an error, not a warning' }),
     'keep-on-failure': Flags.boolean({ description: 'Keep what a failed create made' }),
     json: Flags.boolean({ description: 'Print the result as JSON' }),
+    concurrency: Flags.integer({ description: 'At most this many machines worked on at once (default: all)', min: 1 }),
+    timings: Flags.boolean({ description: 'Print how long each step took on each host (stderr)' }),
     ...engineFlags,
   };
 
@@ -65,17 +69,26 @@ export default class SwarmBootstrap extends BaseCommand {
       desired = cluster;
     }
 
-    const report = await bootstrapCluster(store, desired, {
-      dryRun: flags['dry-run'],
-      prune: flags.prune,
-      keepOnFailure: flags['keep-on-failure'],
-      silent: flags.json,
-    });
+    const report = await withInterrupts(store, (signal) =>
+      bootstrapCluster(store, desired, {
+        dryRun: flags['dry-run'],
+        prune: flags.prune,
+        keepOnFailure: flags['keep-on-failure'],
+        progress: flags.json ? 'silent' : 'auto',
+        signal,
+        ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+      }),
+    );
     if (flags['dry-run']) {
       for (const [host, results] of report.steps) {
         for (const r of results) this.print(`${host}: ${r.outcome === 'already' ? 'already done' : 'would run'}: ${r.title}`);
       }
       return;
+    }
+    if (flags.timings) {
+      process.stderr.write(formatTimings(report.timings.steps));
+      const relayed = report.timings.relayed.length > 0 ? `; fetched from a peer: ${report.timings.relayed.join(', ')}` : '';
+      process.stderr.write(`uploaded ${(report.timings.uploadedBytes / 1_048_576).toFixed(1)} MB to hosts${relayed}\n`);
     }
     const status = await clusterStatus(store, await requireCluster(store, desired.name));
     if (flags.json) return this.printJson({ ...status, unchanged: report.unchanged, created: report.created, timings: report.timings });

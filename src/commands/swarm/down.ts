@@ -18,7 +18,7 @@ export default class SwarmDown extends BaseCommand {
     if (flags.rm) {
       const records = await Promise.all(cluster.nodes.map((n) => store.load(n.name).catch(() => undefined)));
       await runTasks(
-        records.filter((r) => r !== undefined).map((r) => ({ title: `${r.name}: remove`, run: () => removeMachine(store, r, { force: true }) })),
+        records.filter((r) => r !== undefined).map((r) => ({ title: `${r.name}: remove`, run: () => removeMachine(store, r, { force: true, together: cluster.nodes.map((n) => n.name) }) })),
         { concurrent: true, continueOnError: true },
       );
     }

@@ -5,12 +5,16 @@
  * that state on a machine and forces a new cluster of one manager from it: services,
  * networks, configs and secrets come back; `swarm recover` / `swarm join` grow it again.
  */
+import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import tarStream from 'tar-stream';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { z } from 'zod';
 import { TmachineError } from '../../errors.js';
 import { connectMachine } from '../../machine/connect.js';
+import { resolveClusterName, withClusterLock } from '../cluster-record.js';
 import { runPlan, type Phase, type PlanReport } from '../../plan/index.js';
 import type { Store } from '../../store/store.js';
 import { registerSecret } from '../../ui/redact.js';
@@ -71,118 +75,121 @@ interface BackupContext {
 }
 
 export async function backupCluster(store: Store, clusterName: string | undefined, options: RunOptions & { output?: string; force: boolean }): Promise<{ report: PlanReport; file: string; meta: BackupMeta }> {
-  const open = await openCluster(store, { ...(clusterName ? { cluster: clusterName } : {}) });
-  const nodes = await listNodes(open.manager.docker);
-  const managers = nodes.filter((n) => n.Spec.Role === 'manager');
-  const reachable = managers.filter((n) => n.ManagerStatus?.Leader || n.ManagerStatus?.Reachability === 'reachable');
-  const quorum = Math.floor(managers.length / 2) + 1;
-  // A follower, so the copy never costs an election; the others must keep quorum without it.
-  const follower = reachable.find((n) => !n.ManagerStatus?.Leader) ?? reachable[0]!;
-  if (reachable.length - 1 < quorum && !options.force) {
-    throw new TmachineError(`stopping a manager for a consistent copy would leave ${reachable.length - 1} of ${managers.length} managers, below the quorum of ${quorum}`, {
-      hint: managers.length === 1 ? 'pass --force to stop the only manager for the copy (the control plane pauses meanwhile)' : 'bring the other managers back first, or pass --force',
-    });
-  }
-  const fromMember = open.members.find((m) => m.record.swarm?.nodeId === follower.ID || m.record.name === follower.Description?.Hostname) ?? open.manager;
-  const swarm = (await open.manager.docker.swarmInspect()) as { Spec?: { EncryptionConfig?: { AutoLockManagers?: boolean } } };
-  const autolock = Boolean(swarm.Spec?.EncryptionConfig?.AutoLockManagers);
-  const takenAt = new Date().toISOString();
-  const output = path.resolve(options.output ?? `${open.cluster.name}-swarm-${takenAt.replace(/[:.]/g, '-')}.tgz`);
-  const meta: BackupMeta = {
-    format: 'tmachine-swarm-backup/1',
-    cluster: open.cluster.name,
-    takenAt,
-    from: fromMember.record.name,
-    managers: open.cluster.managers,
-    nodes: open.cluster.nodes,
-    autolock,
-    swarm: { advertise: open.cluster.swarm.advertise, ...(open.cluster.swarm.dataPathPort ? { dataPathPort: open.cluster.swarm.dataPathPort } : {}) },
-  };
-  const context: BackupContext = { store, cluster: open.cluster, members: open.members, from: fromMember, output, meta, remote: `/tmp/tmachine-backup-${process.pid}` };
-  if (autolock) context.key = await unlockKey(open.manager.docker);
-  const host = fromMember.record.name;
+  const lockName = await resolveClusterName(store, clusterName);
+  return withClusterLock(store, lockName, 'swarm backup', undefined, async () => {
+    const open = await openCluster(store, { ...(clusterName ? { cluster: clusterName } : {}) });
+    const nodes = await listNodes(open.manager.docker);
+    const managers = nodes.filter((n) => n.Spec.Role === 'manager');
+    const reachable = managers.filter((n) => n.ManagerStatus?.Leader || n.ManagerStatus?.Reachability === 'reachable');
+    const quorum = Math.floor(managers.length / 2) + 1;
+    // A follower, so the copy never costs an election; the others must keep quorum without it.
+    const follower = reachable.find((n) => !n.ManagerStatus?.Leader) ?? reachable[0]!;
+    if (reachable.length - 1 < quorum && !options.force) {
+      throw new TmachineError(`stopping a manager for a consistent copy would leave ${reachable.length - 1} of ${managers.length} managers, below the quorum of ${quorum}`, {
+        hint: managers.length === 1 ? 'pass --force to stop the only manager for the copy (the control plane pauses meanwhile)' : 'bring the other managers back first, or pass --force',
+      });
+    }
+    const fromMember = open.members.find((m) => m.record.swarm?.nodeId === follower.ID || m.record.name === follower.Description?.Hostname) ?? open.manager;
+    const swarm = (await open.manager.docker.swarmInspect()) as { Spec?: { EncryptionConfig?: { AutoLockManagers?: boolean } } };
+    const autolock = Boolean(swarm.Spec?.EncryptionConfig?.AutoLockManagers);
+    const takenAt = new Date().toISOString();
+    const output = path.resolve(options.output ?? `${open.cluster.name}-swarm-${takenAt.replace(/[:.]/g, '-')}.tgz`);
+    const meta: BackupMeta = {
+      format: 'tmachine-swarm-backup/1',
+      cluster: open.cluster.name,
+      takenAt,
+      from: fromMember.record.name,
+      managers: open.cluster.managers,
+      nodes: open.cluster.nodes,
+      autolock,
+      swarm: { advertise: open.cluster.swarm.advertise, ...(open.cluster.swarm.dataPathPort ? { dataPathPort: open.cluster.swarm.dataPathPort } : {}) },
+    };
+    const context: BackupContext = { store, cluster: open.cluster, members: open.members, from: fromMember, output, meta, remote: `/tmp/tmachine-backup-${process.pid}` };
+    if (autolock) context.key = await unlockKey(open.manager.docker);
+    const host = fromMember.record.name;
 
-  const phases: Phase<BackupContext>[] = [
-    {
-      id: 'stop-engine',
-      title: 'stop the engine for a consistent copy (the other managers keep quorum)',
-      scope: { kind: 'serial' },
-      prepare: () => [host],
-      run: (ctx) => stopEngine(ctx.store, ctx.from.record),
-      // Whatever fails later, the manager must not stay down.
-      cleanup: async (ctx) => {
-        await startEngine(ctx.store, ctx.from.record);
-        await unlockIfLocked(ctx.from, ctx.key);
+    const phases: Phase<BackupContext>[] = [
+      {
+        id: 'stop-engine',
+        title: 'stop the engine for a consistent copy (the other managers keep quorum)',
+        scope: { kind: 'serial' },
+        prepare: () => [host],
+        run: (ctx) => stopEngine(ctx.store, ctx.from.record),
+        // Whatever fails later, the manager must not stay down.
+        cleanup: async (ctx) => {
+          await startEngine(ctx.store, ctx.from.record);
+          await unlockIfLocked(ctx.from, ctx.key);
+        },
       },
-    },
-    {
-      id: 'copy',
-      title: 'copy /var/lib/docker/swarm',
-      scope: { kind: 'serial' },
-      prepare: () => [host],
-      run: async (ctx) => {
-        const conn = await connectMachine(ctx.store, ctx.from.record);
-        try {
-          const stage = `${ctx.remote}.d`;
-          const script = [
-            'set -e',
-            `rm -rf ${stage} && mkdir -m 0700 ${stage}`,
-            `cp -a /var/lib/docker/swarm ${stage}/swarm`,
-            `tar czf ${ctx.remote} -C ${stage} swarm`,
-            `rm -rf ${stage}`,
-            `chown "$SUDO_UID:$SUDO_GID" ${ctx.remote} 2>/dev/null || true`,
-            `chmod 0600 ${ctx.remote}`,
-          ].join('\n');
-          await conn.run(asRoot(script), { what: 'copying the swarm state' });
-        } finally {
-          conn.close();
-        }
+      {
+        id: 'copy',
+        title: 'copy /var/lib/docker/swarm',
+        scope: { kind: 'serial' },
+        prepare: () => [host],
+        run: async (ctx) => {
+          const conn = await connectMachine(ctx.store, ctx.from.record);
+          try {
+            const stage = `${ctx.remote}.d`;
+            const script = [
+              'set -e',
+              `rm -rf ${stage} && mkdir -m 0700 ${stage}`,
+              `cp -a /var/lib/docker/swarm ${stage}/swarm`,
+              `tar czf ${ctx.remote} -C ${stage} swarm`,
+              `rm -rf ${stage}`,
+              `chown "$SUDO_UID:$SUDO_GID" ${ctx.remote} 2>/dev/null || true`,
+              `chmod 0600 ${ctx.remote}`,
+            ].join('\n');
+            await conn.run(asRoot(script), { what: 'copying the swarm state' });
+          } finally {
+            conn.close();
+          }
+        },
       },
-    },
-    {
-      id: 'start-engine',
-      title: 'start the engine again and wait for it to rejoin',
-      scope: { kind: 'serial' },
-      prepare: () => [host],
-      run: async (ctx, step) => {
-        await startEngine(ctx.store, ctx.from.record);
-        await unlockIfLocked(ctx.from, ctx.key);
-        const id = ctx.from.record.swarm?.nodeId ?? '';
-        await pollUntil(
-          `${host} reachable as manager`,
-          async () => {
-            const leader = (await healthyManager(ctx.members.filter((m) => m !== ctx.from)))?.manager ?? ctx.from;
-            const node = (await listNodes(leader.docker)).find((n) => n.ID === id || n.Description?.Hostname === host);
-            return node?.ManagerStatus?.Reachability === 'reachable' || node?.ManagerStatus?.Leader ? true : undefined;
-          },
-          120_000,
-          step.signal,
-        );
+      {
+        id: 'start-engine',
+        title: 'start the engine again and wait for it to rejoin',
+        scope: { kind: 'serial' },
+        prepare: () => [host],
+        run: async (ctx, step) => {
+          await startEngine(ctx.store, ctx.from.record);
+          await unlockIfLocked(ctx.from, ctx.key);
+          const id = ctx.from.record.swarm?.nodeId ?? '';
+          await pollUntil(
+            `${host} reachable as manager`,
+            async () => {
+              const leader = (await healthyManager(ctx.members.filter((m) => m !== ctx.from)))?.manager ?? ctx.from;
+              const node = (await listNodes(leader.docker)).find((n) => n.ID === id || n.Description?.Hostname === host);
+              return node?.ManagerStatus?.Reachability === 'reachable' || node?.ManagerStatus?.Leader ? true : undefined;
+            },
+            120_000,
+            step.signal,
+          );
+        },
       },
-    },
-    {
-      id: 'download',
-      title: `download the copy to ${output}`,
-      scope: { kind: 'cluster' },
-      run: async (ctx) => {
-        const conn = await connectMachine(ctx.store, ctx.from.record);
-        const state = `${ctx.output}.swarm.part`;
-        try {
-          await conn.download(ctx.remote, state);
-          await conn.run(`rm -f ${ctx.remote}`).catch(() => undefined);
-        } finally {
-          conn.close();
-        }
-        await writeBackupFile(ctx.output, state, ctx.meta, ctx.key);
+      {
+        id: 'download',
+        title: `download the copy to ${output}`,
+        scope: { kind: 'cluster' },
+        run: async (ctx) => {
+          const conn = await connectMachine(ctx.store, ctx.from.record);
+          const state = `${ctx.output}.swarm.part`;
+          try {
+            await conn.download(ctx.remote, state);
+            await conn.run(`rm -f ${ctx.remote}`).catch(() => undefined);
+          } finally {
+            conn.close();
+          }
+          await writeBackupFile(ctx.output, state, ctx.meta, ctx.key);
+        },
       },
-    },
-  ];
-  const report = await runPlan({ title: 'swarm backup', hosts: [host], phases }, context, {
-    ...(options.dryRun ? { dryRun: true } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.listener ? { listener: options.listener } : {}),
+    ];
+    const report = await runPlan({ title: 'swarm backup', hosts: [host], phases }, context, {
+      ...(options.dryRun ? { dryRun: true } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.listener ? { listener: options.listener } : {}),
+    });
+    return { report, file: output, meta };
   });
-  return { report, file: output, meta };
 }
 
 /**
@@ -190,22 +197,24 @@ export async function backupCluster(store: Store, clusterName: string | undefine
  * unlock key; mode 0600, since the state holds the swarm's keys and secrets.
  */
 async function writeBackupFile(output: string, stateTgz: string, meta: BackupMeta, key: string | undefined): Promise<void> {
-  const { create } = await import('tar');
-  const dir = await fs.mkdtemp(`${output}.d-`);
+  const pack = tarStream.pack();
+  const partial = `${output}.part`;
+  const written = pipeline(pack, createWriteStream(partial, { mode: 0o600 }));
+  const entry = (name: string, content: Buffer) =>
+    new Promise<void>((resolve, reject) => pack.entry({ name, mode: 0o600, mtime: new Date(meta.takenAt) }, content, (error) => (error ? reject(error) : resolve())));
   try {
-    await fs.chmod(dir, 0o700);
-    await fs.rename(stateTgz, path.join(dir, 'swarm.tgz'));
-    await fs.writeFile(path.join(dir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n', { mode: 0o600 });
-    const files = ['meta.json', 'swarm.tgz'];
-    if (key) {
-      await fs.writeFile(path.join(dir, 'unlock-key'), key + '\n', { mode: 0o600 });
-      files.push('unlock-key');
-    }
-    await create({ file: `${output}.part`, cwd: dir, portable: true }, files);
-    await fs.chmod(`${output}.part`, 0o600);
-    await fs.rename(`${output}.part`, output);
+    await entry('meta.json', Buffer.from(JSON.stringify(meta, null, 2) + '\n'));
+    await entry('swarm.tgz', await fs.readFile(stateTgz));
+    if (key) await entry('unlock-key', Buffer.from(key + '\n'));
+    pack.finalize();
+    await written;
+    await fs.chmod(partial, 0o600);
+    await fs.rename(partial, output);
+  } catch (error) {
+    pack.destroy();
+    await fs.rm(partial, { force: true });
+    throw error;
   } finally {
-    await fs.rm(dir, { recursive: true, force: true });
     await fs.rm(stateTgz, { force: true });
   }
 }
@@ -214,11 +223,21 @@ async function readBackupFile(file: string): Promise<{ dir: string; meta: Backup
   await fs.access(file).catch(() => {
     throw new TmachineError(`backup file ${file} does not exist`);
   });
-  const { extract } = await import('tar');
   const dir = await fs.mkdtemp(path.join(path.dirname(path.resolve(file)), '.tmachine-restore-'));
   await fs.chmod(dir, 0o700);
   try {
-    await extract({ file, cwd: dir, strict: true });
+    const wanted = new Set(['meta.json', 'swarm.tgz', 'unlock-key']);
+    const extract = tarStream.extract();
+    const done = pipeline(createReadStream(file), extract);
+    for await (const entry of extract) {
+      const name = entry.header.name;
+      if (entry.header.type !== 'file' || !wanted.has(name)) {
+        entry.resume();
+        continue;
+      }
+      await pipeline(entry, createWriteStream(path.join(dir, name), { mode: 0o600 }));
+    }
+    await done;
     const meta = backupMetaSchema.parse(JSON.parse(await fs.readFile(path.join(dir, 'meta.json'), 'utf8')));
     await fs.access(path.join(dir, 'swarm.tgz'));
     const key = (await fs.readFile(path.join(dir, 'unlock-key'), 'utf8').catch(() => undefined))?.trim();

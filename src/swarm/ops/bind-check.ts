@@ -74,7 +74,7 @@ export async function checkBindSources(store: Store, manager: Member, members: M
     [...wanted].map(async ([m, paths]) => {
       const conn = await connectMachine(store, m.record);
       try {
-        const list = [...paths.keys()].map(shellQuote).join(' ');
+        const list = [...paths.keys()].map((p) => shellQuote(p)).join(' ');
         const out = await conn.run(`for p in ${list}; do [ -e "$p" ] || echo "$p"; done`, { what: 'checking bind-mount sources' });
         for (const p of out.split('\n').filter(Boolean)) missing.push({ service: paths.get(p)!, machine: m.record.name, path: p });
       } finally {

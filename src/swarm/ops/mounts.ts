@@ -11,6 +11,7 @@ import writeFileAtomic from 'write-file-atomic';
 import { z } from 'zod';
 import { TmachineError } from '../../errors.js';
 import { connectMachine } from '../../machine/connect.js';
+import { resolveClusterName, withClusterLock } from '../cluster-record.js';
 import { runPlan, type PlanReport } from '../../plan/index.js';
 import type { MachineRecord } from '../../store/machine-record.js';
 import type { Store } from '../../store/store.js';
@@ -154,30 +155,33 @@ export async function applyClusterMounts(store: Store, cluster: string, name: st
 
 /** `swarm mount SOURCE TARGET`: kept for the cluster and mounted on every member (a plan, --dry-run). */
 export async function mountOnCluster(store: Store, mount: ClusterMount, clusterName: string | undefined, options: RunOptions): Promise<{ report: PlanReport; cluster: string }> {
-  const cluster = await requireCluster(store, clusterName);
-  const hosts: string[] = [];
-  for (const n of cluster.nodes) if (await store.exists(n.name)) hosts.push(n.name);
-  const context = { store, mount };
-  const report = await runPlan(
-    {
-      title: 'swarm mount',
-      hosts,
-      phases: [
-        {
-          id: 'mount',
-          title: `mount ${mount.source} on ${mount.target} (${mountUnitName(mount.target)})`,
-          scope: { kind: 'parallel' },
-          needsRun: async (ctx, run) => !(await mountHolds(ctx.store, await ctx.store.load(run.host!), ctx.mount)),
-          run: async (ctx, run) => applyMount(ctx.store, await ctx.store.load(run.host!), ctx.mount),
-        },
-      ],
-    },
-    context,
-    { ...(options.dryRun ? { dryRun: true } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(options.listener ? { listener: options.listener } : {}) },
-  );
-  if (!options.dryRun) {
-    const kept = (await clusterMounts(store, cluster.name)).filter((m) => m.target !== mount.target);
-    await saveClusterMounts(store, cluster.name, [...kept, mount]);
-  }
-  return { report, cluster: cluster.name };
+  const lockName = await resolveClusterName(store, clusterName);
+  return withClusterLock(store, lockName, 'swarm mount', undefined, async () => {
+    const cluster = await requireCluster(store, clusterName);
+    const hosts: string[] = [];
+    for (const n of cluster.nodes) if (await store.exists(n.name)) hosts.push(n.name);
+    const context = { store, mount };
+    const report = await runPlan(
+      {
+        title: 'swarm mount',
+        hosts,
+        phases: [
+          {
+            id: 'mount',
+            title: `mount ${mount.source} on ${mount.target} (${mountUnitName(mount.target)})`,
+            scope: { kind: 'parallel' },
+            needsRun: async (ctx, run) => !(await mountHolds(ctx.store, await ctx.store.load(run.host!), ctx.mount)),
+            run: async (ctx, run) => applyMount(ctx.store, await ctx.store.load(run.host!), ctx.mount),
+          },
+        ],
+      },
+      context,
+      { ...(options.dryRun ? { dryRun: true } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(options.listener ? { listener: options.listener } : {}) },
+    );
+    if (!options.dryRun) {
+      const kept = (await clusterMounts(store, cluster.name)).filter((m) => m.target !== mount.target);
+      await saveClusterMounts(store, cluster.name, [...kept, mount]);
+    }
+    return { report, cluster: cluster.name };
+  });
 }

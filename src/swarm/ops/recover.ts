@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { TmachineError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import { info, warn } from '../../ui/log.js';
-import { requireCluster, stacksDir, type ClusterRecord } from '../cluster-record.js';
+import { requireCluster, stacksDir, withClusterLock, type ClusterRecord } from '../cluster-record.js';
 import { clusterMembers, engineMessage, healthyManager, type Member, type SwarmInfo } from '../engines.js';
 import { initSwarm, inspectNode, joinSwarm, listNodes, updateNode, waitNodeReady } from '../membership.js';
 import { setRecordSwarm } from './cluster.js';
@@ -54,6 +54,10 @@ export async function recoverCluster(store: Store, survivorName: string | undefi
   let name = clusterName;
   if (!name && survivorName) name = (await store.load(survivorName)).swarm?.cluster;
   const cluster = await requireCluster(store, name);
+  return withClusterLock(store, cluster.name, 'swarm recover', undefined, () => recoverLocked(store, cluster, survivorName));
+}
+
+async function recoverLocked(store: Store, cluster: ClusterRecord, survivorName: string | undefined): Promise<RecoveryReport> {
   const members = await clusterMembers(store, cluster, 10_000);
   const recordedManagers = new Set(cluster.nodes.filter((n) => n.role === 'manager').map((n) => n.name));
   if (survivorName && !members.some((m) => m.record.name === survivorName)) throw new TmachineError(`machine "${survivorName}" is not a member of cluster "${cluster.name}"`);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { z } from 'zod';
 import { TmachineError } from '../../errors.js';
+import { resolveClusterName, withClusterLock } from '../cluster-record.js';
 import { runPlan, type Phase, type Plan, type PlanListener, type PlanReport } from '../../plan/index.js';
 import type { Store } from '../../store/store.js';
 import { requireCluster, stacksDir, type ClusterRecord } from '../cluster-record.js';
@@ -187,9 +188,12 @@ export async function shutdownPlan(store: Store, clusterName: string | undefined
 }
 
 export async function shutdownCluster(store: Store, clusterName: string | undefined, options: RunOptions & { machines: boolean }): Promise<{ report: PlanReport; record: ShutdownRecord }> {
-  const { plan, context } = await shutdownPlan(store, clusterName, options);
-  const report = await runPlan(plan, context, { ...(options.dryRun ? { dryRun: true } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(options.listener ? { listener: options.listener } : {}) });
-  return { report, record: context.record };
+  const lockName = await resolveClusterName(store, clusterName);
+  return withClusterLock(store, lockName, 'swarm shutdown', undefined, async () => {
+    const { plan, context } = await shutdownPlan(store, clusterName, options);
+    const report = await runPlan(plan, context, { ...(options.dryRun ? { dryRun: true } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(options.listener ? { listener: options.listener } : {}) });
+    return { report, record: context.record };
+  });
 }
 
 interface StartContext {
@@ -315,8 +319,11 @@ export async function startPlan(store: Store, clusterName: string | undefined, o
 }
 
 export async function startCluster(store: Store, clusterName: string | undefined, options: RunOptions & { first?: string }): Promise<{ report: PlanReport; record: ShutdownRecord }> {
-  const { plan, context } = await startPlan(store, clusterName, options);
-  const report = await runPlan(plan, context, { ...(options.dryRun ? { dryRun: true } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(options.listener ? { listener: options.listener } : {}) });
-  return { report, record: context.record };
+  const lockName = await resolveClusterName(store, clusterName);
+  return withClusterLock(store, lockName, 'swarm start', undefined, async () => {
+    const { plan, context } = await startPlan(store, clusterName, options);
+    const report = await runPlan(plan, context, { ...(options.dryRun ? { dryRun: true } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(options.listener ? { listener: options.listener } : {}) });
+    return { report, record: context.record };
+  });
 }
 

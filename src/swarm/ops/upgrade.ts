@@ -7,7 +7,8 @@
  */
 import { resolveBundle, type ResolvedBundle } from '../../engine/bundle.js';
 import { TmachineError } from '../../errors.js';
-import { provisionMachines } from '../../machine/provision.js';
+import { provisionMachines } from '../../machine/plans.js';
+import { resolveClusterName, withClusterLock } from '../cluster-record.js';
 import { runPlan, type Phase, type Plan, type PlanReport } from '../../plan/index.js';
 import type { EngineOptions } from '../../store/machine-record.js';
 import type { Store } from '../../store/store.js';
@@ -106,7 +107,7 @@ async function upgradeNode(ctx: UpgradeContext, name: string, signal: AbortSigna
   });
 
   report(`installing engine ${ctx.bundle.version ?? ''} (bundle ${ctx.bundle.sha256.slice(0, 12)})`);
-  await provisionMachines(ctx.store, [name], { engine: upgradedEngine(ctx.bundle), silent: true });
+  await provisionMachines(ctx.store, [name], { engine: upgradedEngine(ctx.bundle), progress: 'silent', signal });
 
   report('waiting for the node to come back');
   const member = memberNamed({ cluster: ctx.cluster, members: ctx.members, manager }, name);
@@ -193,7 +194,10 @@ export async function upgradePlan(store: Store, clusterName: string | undefined,
 }
 
 export async function upgradeCluster(store: Store, clusterName: string | undefined, target: UpgradeTarget, options: RunOptions): Promise<{ report: PlanReport; bundle: ResolvedBundle; cluster: string }> {
-  const { plan, context } = await upgradePlan(store, clusterName, target);
-  const report = await runPlan(plan, context, { continueOnHostError: false, ...(options.dryRun ? { dryRun: true } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(options.listener ? { listener: options.listener } : {}) });
-  return { report, bundle: context.bundle, cluster: context.cluster.name };
+  const lockName = await resolveClusterName(store, clusterName);
+  return withClusterLock(store, lockName, 'swarm upgrade', undefined, async () => {
+    const { plan, context } = await upgradePlan(store, clusterName, target);
+    const report = await runPlan(plan, context, { continueOnHostError: false, ...(options.dryRun ? { dryRun: true } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(options.listener ? { listener: options.listener } : {}) });
+    return { report, bundle: context.bundle, cluster: context.cluster.name };
+  });
 }

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../../base-command.js';
 import { TmachineError } from '../../../errors.js';
-import { buildBundleFromDebian } from '../../../engine/bundle.js';
+import { buildBundleFromDebian } from '../../../engine/debian-bundle.js';
 import { info } from '../../../ui/log.js';
 
 export default class BundleBuild extends BaseCommand {
