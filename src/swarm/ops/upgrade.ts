@@ -156,10 +156,14 @@ export async function upgradePlan(store: Store, clusterName: string | undefined,
     });
   }
   // Followers first, the leader last: one election at most.
-  const managerNames = [...managerNodes]
-    .sort((a, b) => Number(Boolean(a.ManagerStatus?.Leader)) - Number(Boolean(b.ManagerStatus?.Leader)))
-    .map(nameOf)
-    .filter((n): n is string => n !== undefined);
+  const leaderName = managerNodes.filter((n) => n.ManagerStatus?.Leader).map(nameOf)[0];
+  const managerNames = [
+    ...managerNodes
+      .map(nameOf)
+      .filter((n): n is string => n !== undefined && n !== leaderName)
+      .sort(),
+    ...(leaderName ? [leaderName] : []),
+  ];
   const workerNames = nodes
     .filter((n) => n.Spec.Role === 'worker')
     .map(nameOf)
