@@ -14,6 +14,7 @@ const builtIn: Record<string, () => Promise<DefinitionModule>> = {
   docker: () => import('./docker/definition.js'),
   generic: () => import('./generic/definition.js'),
   ec2: () => import('./ec2/definition.js'),
+  gce: () => import('./gce/definition.js'),
   virtualbox: () => import('./virtualbox/definition.js'),
 };
 

@@ -22,7 +22,8 @@ import { warn } from '../ui/log.js';
 import { loadCluster, updateCluster, withClusterLock } from './cluster-record.js';
 import { initStep, joinStep, labelStep, pruneStep, roleStep, type ConvergeContext } from './converge.js';
 import type { DesiredCluster, DesiredNode } from './desired-state.js';
-import { memberOf, swarmInfo, type Member } from './engines.js';
+import { advertiseAddress, memberOf, swarmInfo, type Member } from './engines.js';
+import { applySwarmMtu, ingressMtuHolds, overlayMtuFor, readNicMtu } from './mtu.js';
 
 export interface BootstrapOptions {
   dryRun?: boolean;
@@ -154,6 +155,7 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
       pipeline: true,
     },
     stepPhase('swarm-init', 'swarm init', { kind: 'cluster' }, (ctx) => (ctx.converge.members.has(firstManager) ? [firstManager] : []), () => initStep(firstManager)),
+    overlayMtuPhase(firstManager),
     stepPhase('swarm-join-managers', 'join the swarm as manager', { kind: 'serial' }, (ctx, hosts) => present(ctx, hosts, 'manager').filter((h) => h !== firstManager), (h) => joinStep(node(h))),
     stepPhase('swarm-join-workers', 'join the swarm as worker', { kind: 'parallel', ...(options.concurrency ? { concurrency: options.concurrency } : {}) }, (ctx, hosts) => present(ctx, hosts, 'worker'), (h) => joinStep(node(h))),
     stepPhase('swarm-roles', 'role and labels', { kind: 'parallel' }, (ctx, hosts) => present(ctx, hosts), (h) => combine(roleStep(node(h)), labelStep(node(h)))),
@@ -305,6 +307,50 @@ function lazyPrune(store: Store, dropped: string[], keep: Set<string>): Step<Con
     title: 'prune nodes no longer listed',
     needsRun: async (ctx) => (await get()).needsRun(ctx),
     run: async (ctx, report) => (await get()).run(ctx, report),
+  };
+}
+
+// --- overlay MTU (SPEC §4; issue 15) ------------------------------------------------------
+
+/**
+ * Right after `swarm init`, before any service publishes through it: when the nodes' NIC MTU
+ * is below 1500 (GCE: 1460), or the cluster file sets `mtu`, the ingress network gets the
+ * overlay MTU (NIC MTU − 50), and the cluster record keeps it for `swarm deploy`'s warnings.
+ */
+function overlayMtuPhase(firstManager: string): Phase<BootstrapContext> {
+  let wanted: number | undefined;
+  const nodeMtus = async (ctx: BootstrapContext) => {
+    const nodes = [...ctx.converge.members.values()];
+    return Promise.all(
+      nodes.map(async (m) => {
+        // The command's one connection per host (the pipeline opened it).
+        const connection = await ctx.ssh.get(m.record.name, () => connectMachine(ctx.store, m.record));
+        return readNicMtu((cmd) => connection.run(cmd, { what: 'read the NIC MTU' }), m.record.name, advertiseAddress(m.record, ctx.converge.advertise));
+      }),
+    );
+  };
+  return {
+    id: 'swarm-mtu',
+    title: 'overlay MTU',
+    scope: { kind: 'serial' },
+    prepare: (ctx) => (ctx.converge.members.has(firstManager) ? [firstManager] : []),
+    needsRun: async (ctx) => {
+      wanted = overlayMtuFor(await nodeMtus(ctx), ctx.desired.swarm.mtu);
+      return wanted !== undefined && !(await ingressMtuHolds(ctx.converge.leader?.docker ?? ctx.converge.members.get(firstManager)!.docker, wanted));
+    },
+    run: async (ctx, run) => {
+      const leader = ctx.converge.leader ?? ctx.converge.members.get(firstManager)!;
+      const nodes = [...ctx.converge.members.values()].map((m) => ({
+        name: m.record.name,
+        address: advertiseAddress(m.record, ctx.converge.advertise),
+        run: async (cmd: string) => (await ctx.ssh.get(m.record.name, () => connectMachine(ctx.store, m.record))).run(cmd, { what: 'read the NIC MTU' }),
+      }));
+      const { overlayMtu, nicMtu } = await applySwarmMtu(leader.docker, nodes, ctx.desired.swarm.mtu);
+      if (overlayMtu === undefined) return;
+      run.report(`ingress network: MTU ${overlayMtu} (the nodes' NIC MTU is ${nicMtu})`);
+      // The record exists: bootstrap wrote it before any phase ran.
+      await updateCluster(ctx.store, ctx.desired.name, (current) => ({ ...current!, swarm: { ...current!.swarm, mtu: overlayMtu } }));
+    },
   };
 }
 
