@@ -293,7 +293,11 @@ describeE2E('day-2 operations on real hosts', () => {
     ok(await s.cli(['restart', w(1)]));
     await eventually(`${w(1)} back with the mount`, async () => ((await s.cli(['ssh', w(1), '--', `findmnt -n -o FSTYPE ${target}`])).stdout.trim() === 'tmpfs' ? true : undefined), 120_000);
     expect(await onHost(w(1), 'systemctl is-enabled srv-day2\\\\x2dscratch.mount')).toBe('enabled');
-    await eventually(`${w(1)} Ready again`, async () => ((await status()).nodes.find((n) => n.machine === w(1))?.status === 'ready' ? true : undefined), 120_000);
+    await eventually(`${w(1)} Ready again`, async () => ((await status()).nodes.find((n) => n.machine === w(1))?.status === 'ready' ? true : undefined), 240_000).catch(async (error: unknown) => {
+      // Say what the host was doing, so a red run can be read.
+      const seen = await s.cli(['ssh', w(1), '--', "systemctl is-active docker; docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.Error}}'; sudo -n journalctl -u docker -n 15 --no-pager -o cat"]);
+      throw new Error(`${String(error)}\n${seen.stdout}${seen.stderr}\n${(await s.cli(['swarm', 'status'])).stdout}`);
+    });
   });
 
   it('deploy warns for each published port it did not open; with --open-ports the port answers from --source-cidr only', async () => {
