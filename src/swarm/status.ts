@@ -125,3 +125,88 @@ export function formatStatus(status: ClusterStatus): string {
   }
   return lines.join('\n');
 }
+
+export interface NodeTaskRow {
+  name: string;
+  image: string;
+  desired: string;
+  state: string;
+  since: string;
+  error: string;
+}
+
+export interface NodeStatus {
+  machine: string;
+  nodeId: string;
+  hostname: string;
+  role: string;
+  availability: string;
+  status: string;
+  address: string;
+  managerStatus: string;
+  engine: string;
+  labels: Record<string, string>;
+  tasks: NodeTaskRow[];
+}
+
+/** One node as `docker node inspect --pretty` and `docker node ps` show it. */
+export async function nodeStatus(store: Store, cluster: ClusterRecord, machine: string): Promise<NodeStatus> {
+  const members = await clusterMembers(store, cluster, 10_000);
+  const member = members.find((m) => m.record.name === machine);
+  if (!member) throw new TmachineError(`machine "${machine}" is not a member of cluster "${cluster.name}"`, { hint: `members: ${members.map((m) => m.record.name).join(', ')}` });
+  const manager = await requireHealthyManager(cluster, members);
+  const nodes = await listNodes(manager.docker);
+  const id = member.record.swarm?.nodeId;
+  const node = nodes.find((n) => n.ID === id) ?? nodes.find((n) => n.Description?.Hostname === machine);
+  if (!node) throw new TmachineError(`${machine} is not in the swarm's node list`, { hint: `add it with \`tmachine swarm join ${machine}\`` });
+  const services = (await manager.docker.listServices()) as Array<{ ID: string; Spec: { Name: string } }>;
+  const serviceName = new Map(services.map((s) => [s.ID, s.Spec.Name]));
+  const tasks = (await manager.docker.listTasks({ filters: { node: [node.ID] } })) as Array<{
+    ServiceID: string;
+    Slot?: number;
+    DesiredState: string;
+    Spec?: { ContainerSpec?: { Image?: string } };
+    Status: { State: string; Timestamp?: string; Err?: string };
+  }>;
+  return {
+    machine,
+    nodeId: node.ID,
+    hostname: node.Description?.Hostname ?? '',
+    role: node.Spec.Role,
+    availability: node.Spec.Availability,
+    status: node.Status?.State ?? 'unknown',
+    address: node.Status?.Addr ?? '',
+    managerStatus: node.ManagerStatus ? (node.ManagerStatus.Leader ? 'leader' : (node.ManagerStatus.Reachability ?? '')) : '',
+    engine: node.Description?.Engine?.EngineVersion ?? '',
+    labels: node.Spec.Labels ?? {},
+    tasks: tasks
+      .map((t) => ({
+        name: `${serviceName.get(t.ServiceID) ?? t.ServiceID.slice(0, 12)}${t.Slot ? `.${t.Slot}` : ''}`,
+        image: (t.Spec?.ContainerSpec?.Image ?? '').split('@')[0]!,
+        desired: t.DesiredState,
+        state: t.Status.State,
+        since: t.Status.Timestamp ?? '',
+        error: t.Status.Err ?? '',
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name) || b.since.localeCompare(a.since)),
+  };
+}
+
+export function formatNodeStatus(s: NodeStatus): string {
+  const fields: Array<[string, string]> = [
+    ['Machine', s.machine],
+    ['ID', s.nodeId],
+    ['Hostname', s.hostname],
+    ['Role', s.role],
+    ['Availability', s.availability],
+    ['Status', s.status],
+    ['Address', s.address],
+    ['Manager Status', s.managerStatus || '-'],
+    ['Engine Version', s.engine],
+    ['Labels', Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(', ') || '-'],
+  ];
+  const width = Math.max(...fields.map(([k]) => k.length)) + 2;
+  const head = fields.map(([k, v]) => `${(k + ':').padEnd(width)}${v}`).join('\n');
+  if (s.tasks.length === 0) return `${head}\n\nno tasks on this node`;
+  return `${head}\n\n${table(['TASK', 'IMAGE', 'DESIRED', 'CURRENT', 'SINCE', 'ERROR'], s.tasks.map((t) => [t.name, t.image, t.desired, t.state, t.since, t.error]))}`;
+}

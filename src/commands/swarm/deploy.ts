@@ -11,6 +11,8 @@ export default class SwarmDeploy extends BaseCommand {
     cluster: Flags.string({ description: 'Cluster name (default: the only one)' }),
     'with-registry-auth': Flags.boolean({ description: 'Send registry credentials to the agents' }),
     prune: Flags.boolean({ description: 'Remove services no longer in the file' }),
+    'open-ports': Flags.boolean({ description: "Open the stack's published ports in the host firewall (from --source-cidr only)" }),
+    'source-cidr': Flags.string({ description: 'Who may reach the published ports (with --open-ports), e.g. 203.0.113.0/24' }),
   };
 
   async run(): Promise<void> {
@@ -18,6 +20,8 @@ export default class SwarmDeploy extends BaseCommand {
     const out = await deployStack(await this.store(), flags['compose-file'], args.stack, flags.cluster, {
       withRegistryAuth: flags['with-registry-auth'],
       prune: flags.prune,
+      openPorts: flags['open-ports'],
+      ...(flags['source-cidr'] ? { sourceCidr: flags['source-cidr'] } : {}),
     });
     this.print(out.trim());
   }

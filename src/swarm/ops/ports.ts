@@ -1,0 +1,98 @@
+/**
+ * Published ports of a stack, and opening them in the host firewall from one source range
+ * (`swarm deploy --open-ports --source-cidr CIDR`). Ports the engine publishes are
+ * DNAT-ed before INPUT ever sees them, so a host's INPUT rules do not guard them: the rules
+ * go into a chain of tmachine's own, TMACHINE-PORTS, jumped to from DOCKER-USER (the chain
+ * Docker leaves to the administrator) and from INPUT, matching the port the client asked
+ * for (conntrack's original destination port): traffic from the CIDR returns to the usual
+ * path, any other source is dropped.
+ */
+import net from 'node:net';
+import { TmachineError } from '../../errors.js';
+import { connectMachine } from '../../machine/connect.js';
+import type { Store } from '../../store/store.js';
+import type { Member } from '../engines.js';
+import { shellQuote } from '../../../provision/os.js';
+
+export const PORTS_CHAIN = 'TMACHINE-PORTS';
+
+export interface PublishedPort {
+  service: string;
+  port: number;
+  protocol: 'tcp' | 'udp';
+  mode: 'host' | 'ingress';
+}
+
+type StackDoc = { services?: Record<string, { ports?: unknown[] } | null> } | null;
+
+/** Short ("8080:80", "8080:80/udp", "127.0.0.1:8080:80") and long ({ published, protocol, mode }) syntax. */
+export function publishedPorts(doc: unknown): PublishedPort[] {
+  const out: PublishedPort[] = [];
+  for (const [service, spec] of Object.entries((doc as StackDoc)?.services ?? {})) {
+    for (const p of spec?.ports ?? []) {
+      if (typeof p === 'string' || typeof p === 'number') {
+        const [mapping, proto] = String(p).split('/');
+        const parts = mapping!.split(':');
+        if (parts.length < 2) continue; // only a target port: nothing published on a fixed port
+        if (parts.length === 3 && parts[0] !== '0.0.0.0') continue; // bound to one address
+        const published = Number(parts[parts.length - 2]);
+        if (Number.isInteger(published)) out.push({ service, port: published, protocol: proto === 'udp' ? 'udp' : 'tcp', mode: 'ingress' });
+      } else if (p && typeof p === 'object') {
+        const long = p as { published?: unknown; protocol?: unknown; mode?: unknown };
+        const published = Number(long.published);
+        if (!Number.isInteger(published) || published <= 0) continue;
+        out.push({ service, port: published, protocol: long.protocol === 'udp' ? 'udp' : 'tcp', mode: long.mode === 'host' ? 'host' : 'ingress' });
+      }
+    }
+  }
+  return out;
+}
+
+export function checkCidr(cidr: string): void {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
+  const family = m ? net.isIP(m[1]!) : 0;
+  if (!m || family === 0 || Number(m[2]) > (family === 4 ? 32 : 128)) {
+    throw new TmachineError(`--source-cidr "${cidr}" is not an address range`, { hint: 'for example 203.0.113.0/24' });
+  }
+}
+
+function openScript(ports: PublishedPort[], cidr: string): string {
+  const unique = [...new Map(ports.map((p) => [`${p.protocol}:${p.port}`, p])).values()];
+  const lines = [
+    'set -e',
+    'command -v iptables >/dev/null 2>&1 || { echo "iptables is not installed" >&2; exit 1; }',
+    `iptables -w -N ${PORTS_CHAIN} 2>/dev/null || true`,
+    'for chain in DOCKER-USER INPUT; do',
+    '  iptables -w -S "$chain" >/dev/null 2>&1 || continue',
+    `  iptables -w -C "$chain" -j ${PORTS_CHAIN} 2>/dev/null || iptables -w -I "$chain" 1 -j ${PORTS_CHAIN}`,
+    'done',
+  ];
+  for (const p of unique) {
+    const match = `-p ${p.protocol} -m conntrack --ctorigdstport ${p.port} --ctdir ORIGINAL`;
+    // A port opened before from another range: its rules go first, then the range given now.
+    lines.push(
+      `iptables -w -S ${PORTS_CHAIN} | grep -e '--ctorigdstport ${p.port} ' | grep -e '-p ${p.protocol} ' | sed 's/^-A /-D /' | while read -r rule; do eval "iptables -w $rule"; done`,
+      `iptables -w -A ${PORTS_CHAIN} ${match} -s ${cidr} -j RETURN`,
+      `iptables -w -A ${PORTS_CHAIN} ${match} -j DROP`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Opens the ports on every member's host firewall from `cidr` only. */
+export async function openPublishedPorts(store: Store, members: Member[], ports: PublishedPort[], cidr: string): Promise<string[]> {
+  checkCidr(cidr);
+  if (ports.length === 0) return [];
+  const script = shellQuote(openScript(ports, cidr));
+  await Promise.all(
+    members.map(async (m) => {
+      const conn = await connectMachine(store, m.record);
+      try {
+        await conn.run(`if [ "$(id -u)" = 0 ]; then sh -c ${script}; else sudo -n sh -c ${script}; fi`, { what: 'opening the published ports' });
+      } finally {
+        conn.close();
+      }
+    }),
+  );
+  return members.map((m) => m.record.name).sort();
+}
