@@ -57,6 +57,11 @@ const MAP_KEYS = new Set(['log-opts']);
 /** Keys tmachine owns: changing them would switch TLS off or point it at other files. */
 const OWNED_KEYS = new Set(['tls', 'tlsverify', 'tlscacert', 'tlscert', 'tlskey']);
 
+function engineMajor(version: string | undefined): number {
+  const major = Number(/^v?(\d+)\./.exec(version ?? '')?.[1]);
+  return Number.isFinite(major) ? major : 0;
+}
+
 /** Builds the daemon.json object. Throws a TmachineError for anything that would weaken TLS. */
 export function buildDaemonConfig(engine: EngineOptions, tls: EngineTlsPaths = DEFAULT_TLS_PATHS): DaemonConfig {
   const port = engine.port ?? DEFAULT_ENGINE_PORT;
@@ -69,6 +74,9 @@ export function buildDaemonConfig(engine: EngineOptions, tls: EngineTlsPaths = D
     tlscert: tls.certPath,
     tlskey: tls.keyPath,
   };
+  // Engines 29 and newer refuse swarm mode with the nftables firewall backend (SPEC §4): swarm
+  // nodes get iptables pinned. Older engines do not know the key and would refuse to start.
+  if (engineMajor(engine.version) >= 29 && !engine.opts.some((o) => o.startsWith('firewall-backend='))) config['firewall-backend'] = 'iptables';
   const addList = (key: string, values: string[]) => {
     if (values.length === 0) return;
     const current = config[key];

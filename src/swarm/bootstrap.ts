@@ -6,6 +6,7 @@
  * and with --prune the removal of nodes no longer listed. The whole run holds the cluster
  * lock, so two commands never change one cluster at once.
  */
+import path from 'node:path';
 import type { ClusterHints } from '../../drivers/kit/index.js';
 import { clientTls, type EngineTls } from '../engine/client.js';
 import { TmachineError } from '../errors.js';
@@ -20,6 +21,8 @@ import type { Store } from '../store/store.js';
 import { planProgress, type ProgressMode } from '../ui/plan-progress.js';
 import { warn } from '../ui/log.js';
 import { loadCluster, updateCluster, withClusterLock } from './cluster-record.js';
+import { applyMount, clusterMount, clusterMounts, mountHolds, type ClusterMount } from './ops/mounts.js';
+import { clusterRegistryCAs } from './ops/registry.js';
 import { initStep, joinStep, labelStep, pruneStep, roleStep, type ConvergeContext } from './converge.js';
 import type { DesiredCluster, DesiredNode } from './desired-state.js';
 import { advertiseAddress, memberOf, swarmInfo, type Member } from './engines.js';
@@ -77,10 +80,12 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
   const managers = desired.nodes.filter((n) => n.role === 'manager');
   // Everything checkable is checked before anything is made.
   const creates = new Map<string, PreparedCreate>();
+  const clusterCAs = await clusterRegistryCAs(store, desired.name);
   for (const node of desired.nodes) {
     if (await store.exists(node.name)) continue;
     if (!node.create) throw new TmachineError(`machine "${node.name}" does not exist`, { hint: 'create it first, or let bootstrap create it with --driver' });
-    const engine = { ...desired.engine, opts: desired.engine.opts ?? [], port: 2376 };
+    // CAs added to the cluster with `swarm registry-ca add` go to machines that join it later.
+    const engine = { ...desired.engine, opts: desired.engine.opts ?? [], port: 2376, registryCAs: [...desired.engine.registryCAs, ...clusterCAs.filter((c) => !desired.engine.registryCAs.some((d) => d.registry === c.registry))] };
     creates.set(
       node.name,
       await prepareCreate(store, {
@@ -158,6 +163,7 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
     overlayMtuPhase(firstManager),
     stepPhase('swarm-join-managers', 'join the swarm as manager', { kind: 'serial' }, (ctx, hosts) => present(ctx, hosts, 'manager').filter((h) => h !== firstManager), (h) => joinStep(node(h))),
     stepPhase('swarm-join-workers', 'join the swarm as worker', { kind: 'parallel', ...(options.concurrency ? { concurrency: options.concurrency } : {}) }, (ctx, hosts) => present(ctx, hosts, 'worker'), (h) => joinStep(node(h))),
+    mountsPhase(),
     stepPhase('swarm-roles', 'role and labels', { kind: 'parallel' }, (ctx, hosts) => present(ctx, hosts), (h) => combine(roleStep(node(h)), labelStep(node(h)))),
   ];
   if (options.prune) {
@@ -223,7 +229,7 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
  */
 function desiredEngineChange(desired: DesiredCluster): MachinesContext['engineChange'] {
   const e = desired.engine;
-  const given = e.opts.length + e.env.length + e.labels.length + e.insecureRegistries.length + e.registryMirrors.length > 0 || e.storageDriver !== undefined;
+  const given = e.opts.length + e.env.length + e.labels.length + e.insecureRegistries.length + e.registryMirrors.length + e.registryCAs.length > 0 || e.storageDriver !== undefined;
   if (!given) return undefined;
   return (current) => ({
     ...current,
@@ -232,6 +238,8 @@ function desiredEngineChange(desired: DesiredCluster): MachinesContext['engineCh
     labels: e.labels,
     insecureRegistries: e.insecureRegistries,
     registryMirrors: e.registryMirrors,
+    // Registries the cluster must trust, added to what the machine trusts already.
+    registryCAs: [...current.registryCAs.filter((c) => !e.registryCAs.some((d) => d.registry === c.registry)), ...e.registryCAs.map((c) => ({ registry: c.registry, caFile: path.resolve(c.caFile) }))],
     ...(e.storageDriver ? { storageDriver: e.storageDriver } : {}),
   });
 }
@@ -350,6 +358,35 @@ function overlayMtuPhase(firstManager: string): Phase<BootstrapContext> {
       run.report(`ingress network: MTU ${overlayMtu} (the nodes' NIC MTU is ${nicMtu})`);
       // The record exists: bootstrap wrote it before any phase ran.
       await updateCluster(ctx.store, ctx.desired.name, (current) => ({ ...current!, swarm: { ...current!.swarm, mtu: overlayMtu } }));
+    },
+  };
+}
+
+/**
+ * Shared storage on every member (SPEC §3 `mounts:`, and `swarm mount`): systemd mount units,
+ * written only where they do not hold yet.
+ */
+function mountsPhase(): Phase<BootstrapContext> {
+  const wanted = async (ctx: BootstrapContext): Promise<ClusterMount[]> => {
+    const fromFile = ctx.desired.mounts.map((m) => clusterMount(m.source, m.target, m.options ? { options: m.options } : {}));
+    const kept = (await clusterMounts(ctx.store, ctx.desired.name)).filter((k) => !fromFile.some((f) => f.target === k.target));
+    return [...fromFile, ...kept];
+  };
+  const missing = async (ctx: BootstrapContext, host: string) => {
+    const record = await ctx.store.load(host);
+    const out: ClusterMount[] = [];
+    for (const m of await wanted(ctx)) if (!(await mountHolds(ctx.store, record, m))) out.push(m);
+    return out;
+  };
+  return {
+    id: 'swarm-mounts',
+    title: 'shared storage mounts',
+    scope: { kind: 'parallel' },
+    prepare: async (ctx, hosts) => ((await wanted(ctx)).length === 0 ? [] : hosts.filter((h) => ctx.converge.members.has(h))),
+    needsRun: async (ctx, run) => (await missing(ctx, run.host!)).length > 0,
+    run: async (ctx, run) => {
+      const record = await ctx.store.load(run.host!);
+      for (const m of await missing(ctx, run.host!)) await applyMount(ctx.store, record, m);
     },
   };
 }

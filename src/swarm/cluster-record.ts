@@ -56,11 +56,6 @@ export async function updateCluster(store: Store, name: string, change: (current
   });
 }
 
-/** Replaces a cluster record (through updateCluster). */
-export async function saveCluster(store: Store, record: ClusterRecord): Promise<void> {
-  await updateCluster(store, record.name, () => record);
-}
-
 /**
  * The cluster lock: two commands that change the same cluster never interleave. The second
  * waits (saying once for whom) up to `waitMs`, then fails naming the holder.

@@ -123,3 +123,14 @@ describe('renderDaemonJson', () => {
     expect(first.indexOf('b=2')).toBeLessThan(first.indexOf('a=1'));
   });
 });
+
+describe('firewall backend pin for engines 29 and newer', () => {
+  const engine = (version?: string, opts: string[] = []) => ({ install: 'bundle' as const, ...(version ? { version } : {}), opts, env: [], labels: [], insecureRegistries: [], registryMirrors: [], registryCAs: [], port: 2376 });
+  it('pins iptables for 29.x (swarm mode refuses nftables there), and leaves older engines alone', () => {
+    expect(buildDaemonConfig(engine('29.1.0'))['firewall-backend']).toBe('iptables');
+    expect(buildDaemonConfig(engine('27.3.1'))['firewall-backend']).toBeUndefined();
+    expect(buildDaemonConfig(engine('20.10.24'))['firewall-backend']).toBeUndefined();
+    expect(buildDaemonConfig(engine(undefined))['firewall-backend']).toBeUndefined();
+  });
+});
+

@@ -19,7 +19,7 @@ import { runPlan, type Phase, type PlanReport } from '../../plan/index.js';
 import type { Store } from '../../store/store.js';
 import { registerSecret } from '../../ui/redact.js';
 import { shellQuote } from '../../../provision/os.js';
-import { loadCluster, saveCluster, type ClusterRecord } from '../cluster-record.js';
+import { loadCluster, updateCluster, type ClusterRecord } from '../cluster-record.js';
 import { healthyManager, memberOf, type Member } from '../engines.js';
 import { initSwarm, listNodes, updateNode } from '../membership.js';
 import { openCluster, setRecordSwarm } from './cluster.js';
@@ -305,7 +305,7 @@ export async function restoreCluster(store: Store, file: string, machine: string
       swarm: { advertise: backup.meta.swarm.advertise, encryptedOverlay: false, ...(backup.meta.swarm.dataPathPort ? { dataPathPort: backup.meta.swarm.dataPathPort } : {}) },
       stacks: [],
     };
-    await saveCluster(store, cluster);
+    await updateCluster(store, cluster.name, () => cluster);
     await setRecordSwarm(store, machine, { cluster: name, role: 'manager', nodeId: self });
     const services = ((await leader.docker.listServices()) as Array<{ Spec: { Name: string } }>).map((s) => s.Spec.Name).sort();
     return { cluster: name, machine, services, removedNodes };

@@ -2,7 +2,7 @@
 import { TmachineError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import { registerSecret } from '../../ui/redact.js';
-import { saveCluster } from '../cluster-record.js';
+import { updateCluster, type ClusterRecord } from '../cluster-record.js';
 import { joinTokens, memberOf, swarmInfo } from '../engines.js';
 import { joinSwarm, leaveSwarm, listNodes, updateNode, waitNodeReady, type NodeSpec } from '../membership.js';
 import { applyClusterMounts } from './mounts.js';
@@ -26,9 +26,7 @@ export async function joinMachine(store: Store, name: string, role: 'manager' | 
   const nodeId = (await swarmInfo(member.docker)).nodeId;
   await waitNodeReady(open.manager.docker, nodeId);
   await setRecordSwarm(store, name, { cluster: open.cluster.name, role, nodeId });
-  open.cluster.nodes = [...open.cluster.nodes.filter((n) => n.name !== name), { name, role }];
-  open.cluster.managers = open.cluster.nodes.filter((n) => n.role === 'manager').length;
-  await saveCluster(store, open.cluster);
+  await updateNodes(store, open.cluster, (nodes) => [...nodes.filter((n) => n.name !== name), { name, role }]);
 }
 
 export async function leaveMachine(store: Store, name: string, force: boolean): Promise<void> {
@@ -44,9 +42,7 @@ export async function leaveMachine(store: Store, name: string, force: boolean): 
   await leaveSwarm(member, force || open.manager === member);
   if (open.manager !== member) await open.manager.docker.getNode(nodeId).remove({ force: true }).catch(() => undefined);
   await setRecordSwarm(store, name, undefined);
-  open.cluster.nodes = open.cluster.nodes.filter((n) => n.name !== name);
-  open.cluster.managers = open.cluster.nodes.filter((n) => n.role === 'manager').length;
-  await saveCluster(store, open.cluster);
+  await updateNodes(store, open.cluster, (nodes) => nodes.filter((n) => n.name !== name));
 }
 
 export async function setRole(store: Store, name: string, role: 'manager' | 'worker', force: boolean): Promise<void> {
@@ -55,9 +51,7 @@ export async function setRole(store: Store, name: string, role: 'manager' | 'wor
   if (role === 'worker') await checkQuorumAfter(open, name, force);
   await updateNode(open.manager.docker, await nodeIdOf(member), (s) => ({ ...s, Role: role }));
   await setRecordSwarm(store, name, { ...member.record.swarm, cluster: open.cluster.name, role });
-  open.cluster.nodes = open.cluster.nodes.map((n) => (n.name === name ? { name, role } : n));
-  open.cluster.managers = open.cluster.nodes.filter((n) => n.role === 'manager').length;
-  await saveCluster(store, open.cluster);
+  await updateNodes(store, open.cluster, (nodes) => nodes.map((n) => (n.name === name ? { name, role } : n)));
 }
 
 export async function setAvailability(store: Store, name: string, availability: NodeSpec['Availability']): Promise<void> {
@@ -95,3 +89,12 @@ export async function rotateTokens(store: Store, clusterName?: string): Promise<
   await joinTokens(open.manager); // registers the new tokens as secrets at once
 }
 
+
+/** The cluster's member list (and manager count) changed under the record lock. */
+async function updateNodes(store: Store, cluster: ClusterRecord, change: (nodes: ClusterRecord['nodes']) => ClusterRecord['nodes']): Promise<void> {
+  await updateCluster(store, cluster.name, (current) => {
+    const base = current ?? cluster;
+    const nodes = change(base.nodes);
+    return { ...base, nodes, managers: nodes.filter((n) => n.role === 'manager').length };
+  });
+}

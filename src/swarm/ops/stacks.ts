@@ -6,7 +6,8 @@ import { connectMachine } from '../../machine/connect.js';
 import type { MachineRecord } from '../../store/machine-record.js';
 import type { Store } from '../../store/store.js';
 import { shellQuote } from '../../../provision/os.js';
-import { requireCluster, saveCluster, stacksDir } from '../cluster-record.js';
+import { requireCluster, stacksDir, updateCluster } from '../cluster-record.js';
+import { stackMtuWarnings } from '../mtu.js';
 import { checkBindSources, stackBinds } from './bind-check.js';
 import { checkCidr, openPublishedPorts, publishedPorts } from './ports.js';
 import { warn } from '../../ui/log.js';
@@ -48,6 +49,8 @@ export async function deployStack(store: Store, file: string, stack: string, clu
   const images = stackImages(doc);
   const open = await openCluster(store, { ...(clusterName ? { cluster: clusterName } : {}) });
   await checkBindSources(store, open.manager, open.members, stackBinds(doc), stack);
+  // Nodes whose NIC MTU is below 1500 (GCE): an overlay without a fitting MTU drops big packets silently.
+  if (open.cluster.swarm.mtu !== undefined) for (const line of stackMtuWarnings(content.toString('utf8'), stack, open.cluster.swarm.mtu)) warn(line);
   const ports = publishedPorts(doc);
   if (options.openPorts) {
     if (!options.sourceCidr) throw new TmachineError('--open-ports needs --source-cidr', { hint: 'name who may reach the ports, for example --source-cidr 203.0.113.0/24' });
@@ -77,16 +80,15 @@ export async function deployStack(store: Store, file: string, stack: string, clu
       }
     }),
   );
-  open.cluster.stacks = [...open.cluster.stacks.filter((s) => s.name !== stack), { name: stack, file: kept, deployedAt: new Date().toISOString() }];
-  await saveCluster(store, open.cluster);
+  const deployed = { name: stack, file: kept, deployedAt: new Date().toISOString() };
+  await updateCluster(store, open.cluster.name, (current) => ({ ...(current ?? open.cluster), stacks: [...(current ?? open.cluster).stacks.filter((s) => s.name !== stack), deployed] }));
   return output;
 }
 
 export async function removeStack(store: Store, stack: string, clusterName?: string): Promise<void> {
   const open = await openCluster(store, { ...(clusterName ? { cluster: clusterName } : {}) });
   await onManager(store, open.manager, (run) => run(`docker stack rm ${shellQuote(stack)}`));
-  open.cluster.stacks = open.cluster.stacks.filter((s) => s.name !== stack);
-  await saveCluster(store, open.cluster);
+  await updateCluster(store, open.cluster.name, (current) => ({ ...(current ?? open.cluster), stacks: (current ?? open.cluster).stacks.filter((s) => s.name !== stack) }));
 }
 
 /** Loads an image tarball (`docker save` output) into the engine of every member. */
