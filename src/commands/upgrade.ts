@@ -11,6 +11,7 @@ export default class Upgrade extends BaseCommand {
     'engine-bundle': Flags.string({ description: 'Bundle to install: local path or URL' }),
     'engine-bundle-sha256': Flags.string({ description: 'Expected SHA-256 of --engine-bundle' }),
     'engine-version': Flags.string({ description: 'Version to install (a cached bundle, or fetched)' }),
+    force: Flags.boolean({ description: 'Upgrade swarm members all at once anyway (their engines restart together)' }),
   };
 
   async run(): Promise<void> {
@@ -18,7 +19,18 @@ export default class Upgrade extends BaseCommand {
     if (!flags['engine-bundle'] && !flags['engine-version']) {
       throw new TmachineError('upgrade needs --engine-bundle or --engine-version');
     }
-    await provisionMachines(await this.store(), argv as string[], {
+    const store = await this.store();
+    const names = argv as string[];
+    // Restarting every member's engine at once takes a swarm down: that is `swarm upgrade`'s job.
+    for (const name of names) {
+      const cluster = (await store.load(name)).swarm?.cluster;
+      if (cluster && !flags.force) {
+        throw new TmachineError(`${name} is a member of swarm ${cluster}: upgrading it here restarts its engine with the others`, {
+          hint: `run \`tmachine swarm upgrade --cluster ${cluster} ${flags['engine-bundle'] ? `--engine-bundle ${flags['engine-bundle']}` : `--engine-version ${flags['engine-version']}`}\` (one node at a time, quorum kept), or pass --force`,
+        });
+      }
+    }
+    await provisionMachines(store, names, {
       engine: (current) => {
         const next = { ...current };
         delete next.bundleSha256;
