@@ -188,6 +188,16 @@ describeE2E('driver kit and plan runner on real hosts', () => {
     expect(ok(await s.cli(['ssh', worker, '--', "docker info --format '{{json .Labels}}'"])).stdout).toContain('team=kit');
   });
 
+  it('a swarm deploy that fails leaves no stack file in the store', async () => {
+    const file = path.join(work, 'broken-stack.yml');
+    // Valid YAML that the engine refuses: the external network does not exist.
+    fs.writeFileSync(file, ['version: "3.8"', 'services:', '  web:', '    image: tmachine/none:1', '    networks: [nowhere]', 'networks:', '  nowhere:', '    external: true', ''].join('\n'));
+    const r = await s.cli(['swarm', 'deploy', '--cluster', prefix, '-c', file, 'broken']);
+    expect(r.code).not.toBe(0);
+    expect(errorLines(r)).toEqual([expect.stringMatching(/nowhere/)]);
+    expect(fs.existsSync(path.join(s.store, 'clusters', prefix, 'stacks', 'broken.yml'))).toBe(false);
+  });
+
   it('a host at a machine address with another key is refused by name and address', async () => {
     const worker = `${prefix}-worker-2`;
     const record = (await machines()).find((m) => m.name === worker)!;

@@ -61,7 +61,10 @@ export async function deployStack(store: Store, file: string, stack: string, clu
   }
   const kept = path.join(stacksDir(store, open.cluster.name), `${stack}.yml`);
   await store.ensureDir(path.dirname(kept));
+  // A deploy that fails leaves the store as it was: the file of the stack deployed before, or none.
+  const previous = await fs.readFile(kept).catch(() => undefined);
   await store.writeSecretFile(kept, content);
+  const restore = async () => (previous ? store.writeSecretFile(kept, previous) : fs.rm(kept, { force: true }));
   // Images from a registry tmachine holds credentials for: the manager logs in (password over
   // stdin) and passes the credentials to the agents that pull.
   const registries = [...new Set(images.map(imageRegistry).filter((r): r is string => r !== undefined))];
@@ -69,17 +72,23 @@ export async function deployStack(store: Store, file: string, stack: string, clu
   const withRegistryAuth = options.withRegistryAuth || logins.length > 0;
   // Images were resolved (or loaded) beforehand; asking a registry from here is never wanted offline.
   const flags = ['--resolve-image never', withRegistryAuth ? '--with-registry-auth' : '', options.prune ? '--prune' : ''].filter(Boolean).join(' ');
-  const output = await withRegistryLogins(store, open.manager.record, logins, () =>
-    onManager(store, open.manager, async (run, upload) => {
-      const remote = `/tmp/tmachine-stack-${stack}-${process.pid}.yml`;
-      await upload(kept, remote);
-      try {
-        return await run(`docker stack deploy ${flags} -c ${shellQuote(remote)} ${shellQuote(stack)}`);
-      } finally {
-        await run(`rm -f ${shellQuote(remote)}`).catch(() => undefined);
-      }
-    }),
-  );
+  let output: string;
+  try {
+    output = await withRegistryLogins(store, open.manager.record, logins, () =>
+      onManager(store, open.manager, async (run, upload) => {
+        const remote = `/tmp/tmachine-stack-${stack}-${process.pid}.yml`;
+        await upload(kept, remote);
+        try {
+          return await run(`docker stack deploy ${flags} -c ${shellQuote(remote)} ${shellQuote(stack)}`);
+        } finally {
+          await run(`rm -f ${shellQuote(remote)}`).catch(() => undefined);
+        }
+      }),
+    );
+  } catch (error) {
+    await restore();
+    throw error;
+  }
   const deployed = { name: stack, file: kept, deployedAt: new Date().toISOString() };
   await updateCluster(store, open.cluster.name, (current) => ({ ...(current ?? open.cluster), stacks: [...(current ?? open.cluster).stacks.filter((s) => s.name !== stack), deployed] }));
   return output;
