@@ -19,6 +19,7 @@ image=${FLOOR_IMAGE:-tmachine/host:bookworm}
 subnet=${FLOOR_SUBNET:-10.199.0.0/24}
 prefix=floor$$
 work=$(mktemp -d)
+pids=()
 now() { date +%s%N; }
 # Seconds since $1 (nanoseconds), with two decimals, in plain shell arithmetic.
 since() { local ms=$(( ($(now) - $1) / 1000000 )); printf '%d.%02d' $((ms / 1000)) $(((ms % 1000) / 10)); }
@@ -42,6 +43,11 @@ openssl x509 -req -in "$work/client.csr" -CA "$work/ca.pem" -CAkey "$work/ca-key
 caps=(SYS_ADMIN NET_ADMIN SYS_PTRACE MKNOD SYS_TIME SYSLOG AUDIT_CONTROL MAC_ADMIN MAC_OVERRIDE WAKE_ALARM BLOCK_SUSPEND LINUX_IMMUTABLE IPC_LOCK SYS_RAWIO SYS_BOOT SYS_NICE SYS_TTY_CONFIG LEASE AUDIT_READ SYS_PACCT NET_BROADCAST IPC_OWNER DAC_READ_SEARCH)
 cap_args=(); for c in "${caps[@]}"; do cap_args+=(--cap-add "$c"); done
 
+# Every wait has a deadline and every background job's failure ends the run (a benchmark
+# must never hang CI).
+until_ok() { local end=$(( $(date +%s) + 180 )); until "$@" >/dev/null 2>&1; do [ "$(date +%s)" -lt "$end" ] || { echo "floor: gave up waiting for: $*" >&2; exit 1; }; done; }
+wait_all() { local pid; for pid in "$@"; do wait "$pid" || { echo "floor: a host's step failed" >&2; exit 1; }; done; }
+
 start=$(now)
 ips=()
 if [ "$mode" = new ]; then
@@ -56,27 +62,35 @@ if [ "$mode" = new ]; then
       -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
       -v "$prefix-$i:/var/lib/docker" --network "$prefix" --ip "$ip" "$image" >/dev/null
     docker exec "$prefix-$i" sh -c "install -d -m700 -o tmachine -g tmachine /home/tmachine/.ssh && echo '$(cat "$work/id.pub")' > /home/tmachine/.ssh/authorized_keys && chown tmachine /home/tmachine/.ssh/authorized_keys" &
+    pids+=($!)
   done
-  wait
+  wait_all "${pids[@]}"; pids=()
 else
   read -r -a ips <<< "${FLOOR_HOSTS:?FLOOR_HOSTS is needed with existing}"
   key=${FLOOR_KEY:?FLOOR_KEY is needed with existing}
 fi
 for ip in "${ips[@]}"; do
-  until ssh "${ssh_opts[@]}" -o ConnectTimeout=1 -i "$key" "tmachine@$ip" true 2>/dev/null; do :; done &
+  until_ok ssh "${ssh_opts[@]}" -o ConnectTimeout=1 -i "$key" "tmachine@$ip" true &
+  pids+=($!)
 done
-wait
+wait_all "${pids[@]}"; pids=()
 hosts=$(since "$start")
 
 engine_start=$(now)
 i=0
 for ip in "${ips[@]}"; do
   i=$((i + 1))
+  # A server certificate with the host's address, as tmachine issues one (one at a time: the
+  # CA's serial file is shared).
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$ip" -keyout "$work/s$i-key.pem" -out "$work/s$i.csr" 2>/dev/null
+  printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\n' "$ip" > "$work/s$i.ext"
+  openssl x509 -req -in "$work/s$i.csr" -CA "$work/ca.pem" -CAkey "$work/ca-key.pem" -CAcreateserial -days 1 -extfile "$work/s$i.ext" -out "$work/s$i.pem" 2>/dev/null
+done
+i=0
+for ip in "${ips[@]}"; do
+  i=$((i + 1))
   (
-    # A server certificate with the host's address, as tmachine issues one.
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$ip" -keyout "$work/s$i-key.pem" -out "$work/s$i.csr" 2>/dev/null
-    printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\n' "$ip" > "$work/s$i.ext"
-    openssl x509 -req -in "$work/s$i.csr" -CA "$work/ca.pem" -CAkey "$work/ca-key.pem" -CAcreateserial -days 1 -extfile "$work/s$i.ext" -out "$work/s$i.pem" 2>/dev/null
+    set -e
     scp -q "${ssh_opts[@]}" -i "$key" "$bundle" "$work/ca.pem" "$work/s$i.pem" "$work/s$i-key.pem" "tmachine@$ip:/tmp/"
     ssh "${ssh_opts[@]}" -i "$key" "tmachine@$ip" "sudo sh -c '
       tar -xzf /tmp/$(basename "$bundle") -C /usr/local/bin --strip-components=1
@@ -85,18 +99,19 @@ for ip in "${ips[@]}"; do
       systemd-run --quiet --unit=floor-docker -p Type=notify -p Delegate=yes /usr/local/bin/dockerd --containerd=/run/containerd/containerd.sock -H unix:///var/run/docker.sock -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/etc/docker/ca.pem --tlscert=/etc/docker/s$i.pem --tlskey=/etc/docker/s$i-key.pem
     '"
   ) &
+  pids+=($!)
 done
-wait
+wait_all "${pids[@]}"; pids=()
 dockerc() { local ip=$1; shift; docker --tlsverify --tlscacert "$work/ca.pem" --tlscert "$work/cert.pem" --tlskey "$work/key.pem" -H "tcp://$ip:2376" "$@"; }
-for ip in "${ips[@]}"; do until dockerc "$ip" version >/dev/null 2>&1; do :; done & done
-wait
+for ip in "${ips[@]}"; do until_ok dockerc "$ip" version & pids+=($!); done
+wait_all "${pids[@]}"; pids=()
 engine=$(since "$engine_start")
 
 swarm_start=$(now)
 manager=${ips[0]}
 DOCKER_CONFIG=$work dockerc "$manager" swarm init --advertise-addr "$manager" >/dev/null
 token=$(DOCKER_CONFIG=$work dockerc "$manager" swarm join-token -q worker)
-for ip in "${ips[@]:1}"; do DOCKER_CONFIG=$work dockerc "$ip" swarm join --token "$token" --advertise-addr "$ip" "$manager:2377" >/dev/null & done
-wait
+for ip in "${ips[@]:1}"; do DOCKER_CONFIG=$work dockerc "$ip" swarm join --token "$token" --advertise-addr "$ip" "$manager:2377" >/dev/null & pids+=($!); done
+wait_all "${pids[@]}"; pids=()
 swarm=$(since "$swarm_start")
 echo "floor $n hosts=$hosts engine=$engine swarm=$swarm total=$(since "$start")"

@@ -36,7 +36,8 @@ export interface Run {
 
 export function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Run {
   const start = process.hrtime.bigint();
-  const r = spawnSync(command, args, { env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  // A bound on every run: a benchmark never hangs the machine (or CI) on a stuck host.
+  const r = spawnSync(command, args, { env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: 15 * 60_000, killSignal: 'SIGKILL' });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, seconds: Number(process.hrtime.bigint() - start) / 1e9 };
 }
 
