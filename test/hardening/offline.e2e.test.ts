@@ -32,11 +32,38 @@ describeE2E('hosts on an internal network (no route out)', () => {
     expect(network.Internal).toBe(true);
     expect(await nodeList(s, `${prefix}-manager-1`)).toEqual([`${prefix}-manager-1 Ready`, `${prefix}-worker-1 Ready`]);
     const manager = (await machines(s)).find((m) => m.name === `${prefix}-manager-1`)!;
-    // No default route out of the host: the address of this machine's own uplink is unreachable.
-    const route = await execIn(lab.docker, manager.driver.state.containerId!, 'ip -4 route show default; echo end');
-    expect(route.output.trim()).toBe('end');
-    const out = await execIn(lab.docker, manager.driver.state.containerId!, 'timeout 3 bash -c "exec 3<>/dev/tcp/192.0.2.1/80" && echo reached || echo unreachable');
-    expect(out.output).toContain('unreachable');
+    // A listener outside the internal network (a container on an ordinary bridge): this
+    // machine reaches it, the host on the internal network does not (nothing is routed out).
+    const { image } = await busyboxImageTarball(lab);
+    const outside = `${s.network}-out`;
+    const outsideSubnet = s.subnet.replace(/^10\.207\.(\d+)\./, (_m, o: string) => `10.207.${Number(o) + 120}.`);
+    await lab.docker.createNetwork({ Name: outside, Driver: 'bridge', Labels: { 'tmachine.test': 'hoff' }, IPAM: { Driver: 'default', Config: [{ Subnet: outsideSubnet }] } });
+    const listenerIp = outsideSubnet.replace(/0\/24$/, '20');
+    const listener = await lab.docker.createContainer({
+      name: `${s.network}-listener`,
+      Image: image,
+      Cmd: ['sh', '-c', 'while true; do echo hi | nc -l -p 8080; done'],
+      Labels: { 'tmachine.test': 'hoff' },
+      NetworkingConfig: { EndpointsConfig: { [outside]: { IPAMConfig: { IPv4Address: listenerIp } } } },
+    });
+    try {
+      await listener.start();
+      await eventually('the listener answers this machine', async () => {
+        const net = await import('node:net');
+        return new Promise<true | undefined>((resolve) => {
+          const socket = net.connect({ host: listenerIp, port: 8080 }, () => {
+            socket.destroy();
+            resolve(true);
+          });
+          socket.on('error', () => resolve(undefined));
+        });
+      });
+      const out = await execIn(lab.docker, manager.driver.state.containerId!, `timeout 5 bash -c "exec 3<>/dev/tcp/${listenerIp}/8080" && echo reached || echo unreachable`);
+      expect(out.output).toContain('unreachable');
+    } finally {
+      await listener.remove({ force: true });
+      await lab.docker.getNetwork(outside).remove();
+    }
   });
 
   it('a stack deploys and runs there, from an image loaded onto the nodes', async () => {
