@@ -105,7 +105,7 @@ describeE2E('bad input through the CLI', () => {
     { args: ['create', '--driver', 'docker', dname, '--engine-label', 'novalue'], expect: /engine-label/ },
     { args: ['create', '--driver', 'docker', dname, '--engine-registry-ca', 'nofile'], expect: /engine-registry-ca/ },
     { args: ['create', '--driver', 'docker', dname, '--engine-registry-ca', `reg.example:5000=${missing}`], expect: /does-not-exist/ },
-    { args: ['create', '--driver', 'docker', dname, '--engine-registry-ca', `reg.example:5000=${ca}`], expect: /certificate|PEM/i },
+    { args: ['create', '--driver', 'docker', dname, '--engine-registry-ca', `reg.example:5000=${ca}`], expect: /registry CA file .*registry-ca\.crt is not a PEM certificate/ },
     { args: ['create', '--driver', 'docker', '--engine-bundle', missing, dname], expect: /does-not-exist/ },
     { args: ['create', '--driver', 'docker', '--engine-bundle', notATarball, dname], expect: /bundle/ },
     { args: ['engine', 'bundle', 'fetch', 'not.a.version'], expect: /not\.a\.version|version/ },
@@ -138,7 +138,7 @@ describeE2E('bad input through the CLI', () => {
     { args: ['swarm', 'status', '--cluster', 'nosuchcluster'], expect: /nosuchcluster/ },
     { args: ['swarm', 'deploy', '-c', missing, 'web', '--cluster', 'nosuchcluster'], expect: /nosuchcluster|does-not-exist/ },
     { args: ['swarm', 'deploy', '-c', stackFile, 'bad stack!'], expect: /stack|cluster/ },
-    { args: ['swarm', 'label', 'box', 'novalue'], expect: /novalue|k=v|KEY=VALUE/i },
+    { args: ['swarm', 'label', 'box', 'novalue'], expect: /no swarm has been bootstrapped in this store/ },
     // A store written by a newer tmachine.
     { args: ['ls'], expect: /newer/, store: 'newer' },
     { args: ['create', '--driver', 'generic', '--generic-ip-address', '10.207.99.10', 'g1'], expect: /newer/, store: 'newer' },
