@@ -6,13 +6,17 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DriverError, type AnyDriverDefinition } from './kit/index.js';
+import { DriverError } from './kit/errors.js';
+import type { AnyDriverDefinition } from './kit/driver.js';
 
 type DefinitionModule = { definition: AnyDriverDefinition };
 
 const builtIn: Record<string, () => Promise<DefinitionModule>> = {
   docker: () => import('./docker/definition.js'),
   generic: () => import('./generic/definition.js'),
+  ec2: () => import('./ec2/definition.js'),
+  gce: () => import('./gce/definition.js'),
+  virtualbox: () => import('./virtualbox/definition.js'),
 };
 
 /** Docker Machine's driver names, accepted as aliases. */

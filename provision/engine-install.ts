@@ -106,6 +106,23 @@ export interface ProvisionContext extends HostShell {
   probe?: () => Promise<string>;
   /** The driver's fast file path (the docker driver's archive API), used instead of SFTP for the bundle. */
   fastUpload?: (localPath: string, remotePath: string) => Promise<void>;
+  /** One upload per cluster: other hosts of the command fetch the bundle from a peer (src/machine/bundle-relay.ts). */
+  bundleRelay?: BundleRelay;
+}
+
+/**
+ * Hosts of one command share one upload from the workstation: the first host that needs the
+ * bundle uploads it (the seed), the others fetch it from the seed over the cluster network.
+ */
+export interface BundleRelay {
+  /**
+   * 'upload': upload it yourself (the first caller is the seed and must then call seeded()
+   * or seedFailed()); 'fetched': the bundle is at `staged`, copied from the seed.
+   */
+  obtain(context: ProvisionContext, staged: string, report: (m: string) => void): Promise<'upload' | 'fetched'>;
+  /** The seed has the bundle in place; waiting hosts may fetch it now. */
+  seeded(context: ProvisionContext): void;
+  seedFailed(): void;
 }
 
 /** The steps that make one host's engine what the context describes, in order. */
@@ -185,7 +202,7 @@ function requireBundle(context: ProvisionContext): EngineBundle {
   return context.bundle;
 }
 
-const bundlePath = (bundle: EngineBundle) => `${BUNDLE_DIR}/${bundle.sha256}.tgz`;
+export const bundlePath = (bundle: EngineBundle) => `${BUNDLE_DIR}/${bundle.sha256}.tgz`;
 
 const binaryFingerprint = `stat -c '%n %s %Y %i' ${BUNDLE_BINARIES.map((b) => `${BUNDLE_BIN_DIR}/${b}`).join(' ')}`;
 
@@ -207,33 +224,53 @@ const bundleUploadStep: Step<ProvisionContext> = {
     const staging = stagingDir(context.os);
     const staged = `${staging}/${bundle.sha256}.tgz`;
     await context.host.exec(`mkdir -p -m 700 ${shellQuote(staging)}`);
-    let lastPercent = -1;
-    if (context.fastUpload) {
-      report(`copying engine ${bundle.version} bundle through the driver`);
-      await context.fastUpload(bundle.path, staged);
-    } else await context.host.upload(bundle.path, staged, {
-      mode: 0o600,
-      onProgress: (done, total) => {
-        const percent = total > 0 ? Math.floor((done / total) * 100) : 0;
-        if (percent >= lastPercent + 10) {
-          lastPercent = percent;
-          report(`uploading engine ${bundle.version} bundle: ${percent}%`);
-        }
-      },
-    });
-    report('verifying the bundle on the host');
-    // Checked before it enters /var/lib/tmachine/bundles, so that directory holds only good bundles.
-    const script = [
-      'set -e',
-      `if [ "$(sha256sum < ${shellQuote(staged)} | cut -c1-64)" != ${bundle.sha256} ]; then rm -f ${shellQuote(staged)}; echo "the uploaded bundle does not match its sha256 ${bundle.sha256}" >&2; exit 3; fi`,
-      `mkdir -p ${BUNDLE_DIR}`,
-      `mv -f ${shellQuote(staged)} ${bundlePath(bundle)}.part`,
-      `chown 0:0 ${bundlePath(bundle)}.part && chmod 644 ${bundlePath(bundle)}.part`,
-      `mv -f ${bundlePath(bundle)}.part ${bundlePath(bundle)}`,
-    ].join('\n');
-    await runAsRoot(context, script, 'moving the bundle into place');
+    // The driver's fast path is local; the relay saves uploads over a slow uplink.
+    const relay = context.fastUpload ? undefined : context.bundleRelay;
+    const how = relay ? await relay.obtain(context, staged, report) : 'upload';
+    try {
+      if (how === 'upload') await uploadBundle(context, bundle, staged, report);
+      report('verifying the bundle on the host');
+      // Checked before it enters /var/lib/tmachine/bundles, so that directory holds only good bundles.
+      const script = [
+        'set -e',
+        `if [ "$(sha256sum < ${shellQuote(staged)} | cut -c1-64)" != ${bundle.sha256} ]; then rm -f ${shellQuote(staged)}; echo "the uploaded bundle does not match its sha256 ${bundle.sha256}" >&2; exit 3; fi`,
+        `mkdir -p ${BUNDLE_DIR}`,
+        `mv -f ${shellQuote(staged)} ${bundlePath(bundle)}.part`,
+        `chown 0:0 ${bundlePath(bundle)}.part && chmod 644 ${bundlePath(bundle)}.part`,
+        `mv -f ${bundlePath(bundle)}.part ${bundlePath(bundle)}`,
+      ].join('\n');
+      await runAsRoot(context, script, 'moving the bundle into place');
+    } catch (error) {
+      if (how === 'upload') relay?.seedFailed();
+      throw error;
+    }
+    if (how === 'upload') relay?.seeded(context);
   },
 };
+
+/** The login user's staging directory on the host (uploads land there before they are checked). */
+export function stagingDirOf(context: ProvisionContext): string {
+  return stagingDir(context.os);
+}
+
+async function uploadBundle(context: ProvisionContext, bundle: EngineBundle, staged: string, report: (m: string) => void): Promise<void> {
+  if (context.fastUpload) {
+    report(`copying engine ${bundle.version} bundle through the driver`);
+    await context.fastUpload(bundle.path, staged);
+    return;
+  }
+  let lastPercent = -1;
+  await context.host.upload(bundle.path, staged, {
+    mode: 0o600,
+    onProgress: (done, total) => {
+      const percent = total > 0 ? Math.floor((done / total) * 100) : 0;
+      if (percent >= lastPercent + 10) {
+        lastPercent = percent;
+        report(`uploading engine ${bundle.version} bundle: ${percent}%`);
+      }
+    },
+  });
+}
 
 const bundleInstallStep: Step<ProvisionContext> = {
   id: 'engine-binaries',
@@ -251,8 +288,9 @@ const bundleInstallStep: Step<ProvisionContext> = {
       'trap \'rm -rf "$tmp"\' EXIT',
       `tar -xzf ${bundlePath(bundle)} -C "$tmp"`,
       `for b in ${names}; do [ -f "$tmp/docker/$b" ] || { echo "the bundle has no docker/$b" >&2; exit 3; }; done`,
-      // Copy + rename: a binary that is running (containerd, dockerd) cannot be overwritten in place.
-      `for b in ${names}; do cp "$tmp/docker/$b" ${BUNDLE_BIN_DIR}/.$b.tmachine-new; chmod 755 ${BUNDLE_BIN_DIR}/.$b.tmachine-new; mv -f ${BUNDLE_BIN_DIR}/.$b.tmachine-new ${BUNDLE_BIN_DIR}/$b; done`,
+      // Rename into place: a running binary (containerd, dockerd) cannot be overwritten, and
+      // a move on the same filesystem writes nothing (the unpacked ~200 MB are not copied).
+      `for b in ${names}; do chmod 755 "$tmp/docker/$b"; mv -f "$tmp/docker/$b" ${BUNDLE_BIN_DIR}/.$b.tmachine-new 2>/dev/null || cp "$tmp/docker/$b" ${BUNDLE_BIN_DIR}/.$b.tmachine-new; mv -f ${BUNDLE_BIN_DIR}/.$b.tmachine-new ${BUNDLE_BIN_DIR}/$b; done`,
       `${binaryFingerprint} > ${ENGINE_MANIFEST}.new`,
       `mv -f ${ENGINE_MANIFEST}.new ${ENGINE_MANIFEST}`,
       `echo ${bundle.sha256} > ${ENGINE_BUNDLE_MARK}`,

@@ -2,10 +2,10 @@
  * The one error type that carries a user-facing message. Anything else that reaches the top
  * is a bug or an unexpected failure and is reported as such (one line, stack only with --debug).
  */
-import { DriverError, type DriverErrorKind } from '../drivers/kit/index.js';
+import { DriverError, type DriverErrorKind } from '../drivers/kit/errors.js';
 import { redact } from './redact.js';
 
-export { DriverError, isDriverError, type DriverErrorKind } from '../drivers/kit/index.js';
+export { DriverError, isDriverError, type DriverErrorKind } from '../drivers/kit/errors.js';
 
 export interface TmachineErrorOptions {
   /** How to fix it; printed on the same line after the message. */
@@ -22,6 +22,14 @@ export interface TmachineErrorOptions {
  */
 export class TmachineError extends DriverError {
   readonly exitCode: number;
+
+  /**
+   * A driver's DriverError is a TmachineError too: one error type carries the user's line,
+   * whether the core or a driver threw it (a driver cannot import the core's class).
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof DriverError;
+  }
 
   constructor(message: string, options: TmachineErrorOptions = {}) {
     super(options.kind ?? 'failed', message, { ...(options.hint ? { hint: options.hint } : {}), ...(options.cause !== undefined ? { cause: options.cause } : {}) });
@@ -67,6 +75,6 @@ export async function reportAndExit(error: unknown): Promise<never> {
   const line = redact(userLineOf(error));
   process.stderr.write(`Error: ${line}\n`);
   if (isDebug() && error instanceof Error && error.stack) process.stderr.write(redact(error.stack) + '\n');
-  const code = error instanceof TmachineError ? error.exitCode : error instanceof DriverError && error.kind === 'interrupted' ? 130 : exit && exit !== 0 ? exit : 1;
+  const code = error instanceof DriverError ? ((error as Partial<TmachineError>).exitCode ?? (error.kind === 'interrupted' ? 130 : 1)) : exit && exit !== 0 ? exit : 1;
   process.exit(code);
 }

@@ -91,9 +91,11 @@ export function openDockerDriver(context: Context): Driver {
       state.network = network.name;
       await context.saveState();
       const volume = `${name}-var-lib-docker`;
+      // Recorded before it is made (its name is known): a process killed in between leaves
+      // nothing the undo log does not name.
+      await context.undo.record({ kind: 'volume', id: volume, label: `volume ${volume}` });
       await d.createVolume({ Name: volume, Labels: { [MACHINE_LABEL]: name } });
       state.volume = volume;
-      await context.undo.record({ kind: 'volume', id: volume, label: `volume ${volume}` });
       await context.saveState();
 
       // Addresses are fixed at create so a restarted host keeps its certificates and swarm
@@ -106,8 +108,11 @@ export function openDockerDriver(context: Context): Driver {
           mode: options['docker-privileged'],
           engine: state.endpoint ?? '',
           fixedIp: options['docker-ip'],
+          onCreating: async () => context.undo.record({ kind: 'container', id: name, label: `container ${name}` }),
+          onNotCreated: async () => context.undo.forget('container', name),
           onCreated: async (id) => {
             if (id) {
+              await context.undo.forget('container', name);
               state.containerId = id;
               await context.undo.record({ kind: 'container', id, label: `container ${name}` });
             } else if (state.containerId) {
@@ -135,6 +140,13 @@ export function openDockerDriver(context: Context): Driver {
       const d = await docker().catch(() => undefined);
       if (!d) return;
       if (entry.kind === 'container') {
+        // An entry by name (recorded before the create call) removes only a container that
+        // carries this machine's label: the name may belong to someone else's container.
+        if (!/^[0-9a-f]{64}$/.test(entry.id)) {
+          const info = await d.getContainer(entry.id).inspect().catch(() => undefined);
+          if (!info || info.Config.Labels?.[MACHINE_LABEL] !== name) return;
+          entry = { ...entry, id: info.Id };
+        }
         // With cgroupns=host the host's own engine leaves /docker/<id> cgroups in this
         // machine's tree; learn their ids while the host still runs, remove them after.
         const nested = await containerIdsInside(d, entry.id).catch(() => [] as string[]);
@@ -239,6 +251,10 @@ interface StartOptions {
   fixedIp: string | undefined;
   /** Called with each container id as it is made (undefined once it is removed again). */
   onCreated(id: string | undefined): Promise<void>;
+  /** Before the create call: the container's name goes into the undo log. */
+  onCreating(): Promise<void>;
+  /** The create call failed: nothing by that name is ours (it may be someone else's). */
+  onNotCreated(): Promise<void>;
 }
 
 /**
@@ -252,7 +268,11 @@ async function startHostContainer(d: Docker, network: HostNetwork, o: StartOptio
     const spec = (privileged: boolean) =>
       hostContainerSpec({ name: o.name, image: o.image, network: network.id, ip, volume: o.volume, labels: { 'tmachine.machine': o.name }, privileged });
     const run = async (privileged: boolean) => {
-      const created = await d.createContainer(spec(privileged));
+      await o.onCreating();
+      const created = await d.createContainer(spec(privileged)).catch(async (error: unknown) => {
+        await o.onNotCreated();
+        throw error;
+      });
       await o.onCreated(created.id);
       try {
         await created.start();

@@ -14,6 +14,19 @@ import { DriverError, debug } from '../kit/index.js';
 export const DEFAULT_HOST_IMAGE = 'tmachine/host:bookworm';
 export const DEFAULT_BASE_IMAGE = 'debian:bookworm';
 export const HOST_IMAGE_LABEL = 'tmachine.host-image';
+/**
+ * The recipe's version, as a label of its own: tmachine's default image is rebuilt when an
+ * older recipe made the cached one. 2: ed25519 and ECDSA host keys only (RSA key generation
+ * took seconds of every boot), and units a container host never needs are masked.
+ */
+export const HOST_IMAGE_RECIPE_LABEL = 'tmachine.host-image.recipe';
+export const HOST_IMAGE_RECIPE = '2';
+
+/** Units that cost boot time and do nothing in a container host. */
+export const MASKED_UNITS = ['e2scrub_reap.service', 'e2scrub_all.timer', 'dev-hugepages.mount', 'sys-kernel-debug.mount', 'sys-kernel-tracing.mount', 'sys-fs-fuse-connections.mount', 'sys-kernel-config.mount'];
+
+/** sshd offers exactly the keys the boot unit makes. */
+export const SSHD_HOSTKEYS_CONF = 'HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n';
 /** The login user tmachine connects as; passwordless sudo through group sudo. */
 export const HOST_USER = 'tmachine';
 
@@ -28,9 +41,11 @@ const FALLBACK_MIRROR = 'http://deb.debian.org/debian';
 export const SSH_HOSTKEYS_UNIT = `[Unit]
 Description=Generate SSH host keys
 Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
+ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
+ExecStart=/usr/bin/ssh-keygen -q -t ecdsa -N "" -f /etc/ssh/ssh_host_ecdsa_key
 [Install]
 WantedBy=multi-user.target
 `;
@@ -61,9 +76,11 @@ COPY ssh-hostkeys.service /etc/systemd/system/ssh-hostkeys.service
 RUN set -eux; \\
     systemctl enable ssh-hostkeys.service ssh.service; \\
     systemctl disable apt-daily.timer apt-daily-upgrade.timer || true; \\
+    systemctl mask ${MASKED_UNITS.join(' ')}; \\
+    mkdir -p /etc/ssh/sshd_config.d; printf '${SSHD_HOSTKEYS_CONF.replace(/\n/g, '\\n')}' > /etc/ssh/sshd_config.d/tmachine-hostkeys.conf; \\
     : > /etc/machine-id; mkdir -p /var/lib/dbus; ln -sf /etc/machine-id /var/lib/dbus/machine-id; \\
     rm -rf /var/cache/apt/archives/*.deb /var/lib/apt/lists/*
-LABEL ${HOST_IMAGE_LABEL}=1
+LABEL ${HOST_IMAGE_LABEL}=1 ${HOST_IMAGE_RECIPE_LABEL}=${HOST_IMAGE_RECIPE}
 CMD ["/sbin/init"]
 `;
 }
@@ -89,14 +106,16 @@ export async function ensureHostImage(
   options: EnsureHostImageOptions,
 ): Promise<HostImageResult> {
   const present = await imageId(docker, image);
-  if (present) return { image, id: present };
+  // A user's own image is used as it is; tmachine's default is rebuilt when its recipe moved on.
+  if (present && (image !== DEFAULT_HOST_IMAGE || (await recipeOf(docker, image)) === HOST_IMAGE_RECIPE)) return { image, id: present };
+  if (present) options.report(`host image ${image} was made by an older recipe: rebuilding it`);
 
   const workDir = options.workDir ?? '/var/tmp';
   const baseImage = options.baseImage ?? DEFAULT_BASE_IMAGE;
   return withBuildLock(workDir, image, options.report, async () => {
     // Another tmachine may have built it while we waited for the lock.
     const builtMeanwhile = await imageId(docker, image);
-    if (builtMeanwhile) return { image, id: builtMeanwhile };
+    if (builtMeanwhile && (image !== DEFAULT_HOST_IMAGE || (await recipeOf(docker, image)) === HOST_IMAGE_RECIPE)) return { image, id: builtMeanwhile };
 
     const started = Date.now();
     const builtWith = (await imageId(docker, baseImage)) ? 'dockerfile' : 'debootstrap';
@@ -207,6 +226,9 @@ async function buildWithDebootstrap(
     await run('chroot', [rootfs, 'systemctl', 'enable', 'ssh-hostkeys.service', 'ssh.service'], log);
     // The timers may not exist in every package version; not having them is the goal anyway.
     await run('chroot', [rootfs, 'systemctl', 'disable', 'apt-daily.timer', 'apt-daily-upgrade.timer'], log).catch(() => undefined);
+    await run('chroot', [rootfs, 'systemctl', 'mask', ...MASKED_UNITS], log);
+    await fs.mkdir(inRoot('etc/ssh/sshd_config.d'), { recursive: true });
+    await fs.writeFile(inRoot('etc/ssh/sshd_config.d/tmachine-hostkeys.conf'), SSHD_HOSTKEYS_CONF);
     await fs.writeFile(inRoot('etc/machine-id'), '');
     await fs.mkdir(inRoot('var/lib/dbus'), { recursive: true });
     await fs.rm(inRoot('var/lib/dbus/machine-id'), { force: true });
@@ -235,7 +257,7 @@ async function importRootfs(docker: Dockerode, rootfs: string, image: string, lo
     const stream = await docker.importImage(tar.stdout, {
       repo,
       tag,
-      changes: ['CMD ["/sbin/init"]', `LABEL ${HOST_IMAGE_LABEL}=1`],
+      changes: ['CMD ["/sbin/init"]', `LABEL ${HOST_IMAGE_LABEL}=1 ${HOST_IMAGE_RECIPE_LABEL}=${HOST_IMAGE_RECIPE}`],
     });
     await followJsonStream(stream, (event) => {
       if (typeof event.status === 'string') log.write(event.status + '\n');
@@ -460,6 +482,11 @@ function followJsonStream(stream: NodeJS.ReadableStream, onEvent: (event: JsonEv
       else resolve();
     });
   });
+}
+
+async function recipeOf(docker: Dockerode, image: string): Promise<string | undefined> {
+  const info = await docker.getImage(image).inspect().catch(() => undefined);
+  return info?.Config?.Labels?.[HOST_IMAGE_RECIPE_LABEL];
 }
 
 async function imageId(docker: Dockerode, image: string): Promise<string | undefined> {

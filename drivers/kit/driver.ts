@@ -95,6 +95,12 @@ export interface DriverContext<Options, State> {
   options: Options;
   /** Typed state from the record; mutate it, then saveState() persists it. */
   state: State;
+  /**
+   * The CPU architecture of the engine the host will get, as uname prints it ("x86_64",
+   * "aarch64"), when tmachine installs a bundle: a driver that picks an image or machine
+   * type checks it matches before anything is launched.
+   */
+  engineArch?: string;
   /** The public half of the machine's own SSH key (OpenSSH line), to install at create. */
   sshPublicKey: string;
   undo: UndoLog;

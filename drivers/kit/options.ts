@@ -45,7 +45,8 @@ function coerce(flag: DriverFlag, value: unknown): RawDriverOptions[string] {
       return n;
     }
     case 'string[]':
-      return Array.isArray(value) ? value.map(String) : String(value).split(',').filter(Boolean);
+      // Repeated flags and comma lists alike: --x a,b --x c is [a, b, c].
+      return (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter(Boolean);
   }
 }
 

@@ -10,8 +10,9 @@ export default class Env extends BaseCommand {
   static override examples = ['eval "$(<%= config.bin %> env n1)"', '<%= config.bin %> env --shell fish n1 | source', 'eval "$(<%= config.bin %> env --unset)"'];
   static override args = { name: Args.string({ description: 'Machine name' }) };
   static override flags = {
-    shell: Flags.string({ description: 'Shell syntax (default: from $SHELL)', options: ['bash', 'zsh', 'sh', 'fish', 'powershell'] }),
+    shell: Flags.string({ description: 'Shell syntax (default: from $SHELL)', options: ['bash', 'zsh', 'sh', 'fish', 'powershell', 'cmd', 'emacs', 'tcsh'] }),
     unset: Flags.boolean({ char: 'u', description: 'Print the commands that unset the variables instead' }),
+    'no-proxy': Flags.boolean({ description: "Add the machine's address to NO_PROXY (as docker-machine env --no-proxy)" }),
   };
 
   async run(): Promise<void> {
@@ -34,6 +35,7 @@ export default class Env extends BaseCommand {
           DOCKER_HOST: engineUrl(record),
           DOCKER_CERT_PATH: store.machineDir(record.name),
           DOCKER_MACHINE_NAME: record.name,
+          ...(flags['no-proxy'] ? { NO_PROXY: noProxy(record.addresses.public) } : {}),
         },
         `tmachine env ${record.name}`,
       ),
@@ -41,9 +43,15 @@ export default class Env extends BaseCommand {
   }
 }
 
+/** $NO_PROXY (or $no_proxy) with the address added once. */
+function noProxy(address: string): string {
+  const current = (process.env['NO_PROXY'] ?? process.env['no_proxy'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return [...new Set([...current, address])].join(',');
+}
+
 function detectShell(): Shell {
   const name = path.basename(process.env['SHELL'] ?? '');
-  if (name === 'fish' || name === 'zsh') return name;
+  if (name === 'fish' || name === 'zsh' || name === 'tcsh') return name;
   if (name === 'pwsh' || name === 'powershell') return 'powershell';
   return 'bash';
 }

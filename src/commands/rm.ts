@@ -27,7 +27,7 @@ export default class Rm extends BaseCommand {
       if (!/^y(es)?$/i.test(answer.trim())) return;
     }
     await runTasks(
-      records.map((r) => ({ title: `${r.name}: remove`, run: () => removeMachine(store, r, { force: flags.force }) })),
+      records.map((r) => ({ title: `${r.name}: remove`, run: () => removeMachine(store, r, { force: flags.force, together: names }) })),
       { concurrent: true, continueOnError: true },
     );
   }

@@ -4,7 +4,13 @@ import { connectMachine } from '../machine/connect.js';
 
 export default class Ssh extends BaseCommand {
   static override summary = 'Log in to a machine, or run one command there (exit code passed through)';
-  static override examples = ['<%= config.bin %> ssh n1', '<%= config.bin %> ssh n1 -- docker node ls'];
+  static override description =
+    'The command runs through the login shell on the machine, as with docker-machine ssh: `ssh NAME "CMD ARGS"` (one quoted string) and `ssh NAME -- CMD ARGS...` (words joined with spaces) are the same.';
+  static override examples = [
+    '<%= config.bin %> ssh n1',
+    '<%= config.bin %> ssh n1 -- docker node ls',
+    '<%= config.bin %> ssh manager1 "docker swarm init --advertise-addr $(<%= config.bin %> ip manager1)"',
+  ];
   static override strict = false;
   static override args = { name: Args.string({ description: 'Machine name', required: true }) };
   static override flags = {
@@ -13,7 +19,9 @@ export default class Ssh extends BaseCommand {
 
   async run(): Promise<void> {
     const { args, argv, flags } = await this.parse(Ssh);
-    const command = (argv as string[]).slice(1);
+    const words = (argv as string[]).slice(1);
+    // `ssh NAME -- CMD`: the separator is not part of the command.
+    const command = words[0] === '--' ? words.slice(1) : words;
     const store = await this.store();
     const record = await store.load(args.name);
     const connection = await connectMachine(store, record, { repinHostKey: flags['repin-host-key'] });

@@ -7,10 +7,12 @@ export default class Version extends BaseCommand {
 
   async run(): Promise<void> {
     const { args } = await this.parse(Version);
+    // Docker Machine's layout: "docker-machine version 0.16.2, build bd45ab13".
     if (!args.name) return this.print(`tmachine version ${this.config.version}`);
-    const { machineEngine } = await import('../engine/client.js');
+    const [{ clientTls, engineClient }, { machineTls }] = await Promise.all([import('../engine/client.js'), import('../cli/machine-tls.js')]);
     const store = await this.store();
-    const docker = await machineEngine(store, await store.load(args.name), 15_000);
-    this.print((await docker.version()).Version);
+    const record = await store.load(args.name);
+    const tls = (await machineTls(store, record)) ?? (await clientTls(store));
+    this.print((await engineClient(record, tls, 15_000).version()).Version);
   }
 }

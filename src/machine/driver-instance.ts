@@ -38,6 +38,8 @@ export interface DriverInstanceInput {
   report?: (message: string) => void;
   signal?: AbortSignal;
   cluster?: ClusterHints;
+  /** The bundle's architecture (uname style) when the machine gets a bundle. */
+  engineArch?: string;
 }
 
 export interface DriverInstance {
@@ -95,6 +97,7 @@ export async function instantiateDriver(input: DriverInstanceInput): Promise<Dri
     undo,
     signal: input.signal ?? neverAborted,
     ...(input.cluster ? { cluster: input.cluster } : record.swarm?.cluster ? { cluster: { name: record.swarm.cluster } } : {}),
+    ...(input.engineArch ? { engineArch: input.engineArch } : {}),
     report: input.report ?? (() => undefined),
     note: (message) => warn(`${machineName}: ${message}`),
     saveState: async () => {
@@ -126,8 +129,11 @@ export async function driverOf(store: Store, record: MachineRecord, report?: (me
  * machine's undo log, newest first. A shared resource (a cluster's security group) that
  * another machine's log still names is left to the last one.
  */
-export async function removeRecordedResources(store: Store, name: string, driver: Driver, undo: UndoLog): Promise<void> {
-  const others = (await store.list()).filter((n) => n !== name);
+export async function removeRecordedResources(store: Store, name: string, driver: Driver, undo: UndoLog, alsoRemoving: ReadonlySet<string> = new Set()): Promise<void> {
+  // Machines this same command removes do not keep a shared resource alive: the last of
+  // them to get there removes it (the driver waits out dependencies, e.g. instances still
+  // terminating, and treats one already gone as removed).
+  const others = (await store.list()).filter((n) => n !== name && !alsoRemoving.has(n));
   const inUseElsewhere = new Set<string>();
   for (const other of others) {
     const record = await store.load(other).catch(() => undefined);

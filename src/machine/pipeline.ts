@@ -9,11 +9,13 @@ import path from 'node:path';
 import { isDriverError, type ClusterHints } from '../../drivers/kit/index.js';
 import { detectHost } from '../../provision/os.js';
 import { provisionPlan, type ProvisionContext } from '../../provision/engine-install.js';
+import { bundleArch } from '../engine/bundle.js';
 import { engineClient } from '../engine/client.js';
 import { TmachineError } from '../errors.js';
 import type { Phase, PhaseRun, PlanReport } from '../plan/types.js';
 import { generateKeyPair } from '../ssh/keys.js';
 import { SshPool } from '../ssh/pool.js';
+import { PeerBundleRelay } from './bundle-relay.js';
 import type { RemoteHost } from '../ssh/types.js';
 import { STORE_SCHEMA_VERSION, type EngineOptions, type MachineRecord } from '../store/machine-record.js';
 import type { Store } from '../store/store.js';
@@ -44,6 +46,8 @@ export interface MachinesContext {
   discarded: string[];
   /** One SSH connection per host for every phase of the command; the command closes it. */
   ssh: SshPool;
+  /** One bundle upload from the workstation per command; the other hosts fetch from a peer. */
+  relay: PeerBundleRelay | undefined;
 }
 
 export function machinesContext(store: Store, options: Partial<Omit<MachinesContext, 'store' | 'instances' | 'madeTogether' | 'discarded'>> & { engineSource?: MachinesContext['engineSource'] }): MachinesContext {
@@ -60,6 +64,8 @@ export function machinesContext(store: Store, options: Partial<Omit<MachinesCont
     madeTogether: new Set(),
     discarded: [],
     ssh: new SshPool(),
+    // TMACHINE_BUNDLE_RELAY=off uploads to every host (benchmarks compare the two).
+    relay: process.env['TMACHINE_BUNDLE_RELAY'] === 'off' ? undefined : new PeerBundleRelay(store),
   };
 }
 
@@ -110,6 +116,8 @@ async function reserveMachine(ctx: MachinesContext, prepared: PreparedCreate, si
     report,
     signal,
     ...(ctx.cluster ? { cluster: ctx.cluster } : {}),
+    // Bundles are made for (Debian build) or fetched for this computer's architecture.
+    ...(prepared.engine.install === 'bundle' ? { engineArch: bundleArch() } : {}),
   });
   ctx.instances.set(name, instance);
   return instance;
@@ -171,11 +179,11 @@ async function discardIfUnfinished(ctx: MachinesContext, name: string): Promise<
 }
 
 /** The per-machine pipeline: host, SSH, OS, provisioning steps, engine record. */
-export function machinesPhase(title = 'machines'): Phase<MachinesContext> {
+export function machinesPhase(title = 'machines', concurrency?: number): Phase<MachinesContext> {
   return {
     id: 'machine',
     title,
-    scope: { kind: 'parallel' },
+    scope: { kind: 'parallel', ...(concurrency ? { concurrency } : {}) },
     pipeline: true,
     run: async (ctx, run) => {
       const name = run.host!;
@@ -275,6 +283,7 @@ async function provisionSteps(ctx: MachinesContext, record: MachineRecord, host:
     sshPort: record.ssh.port,
     probe: async () => (await engineClient(record, tls, 10_000).version()).Version,
     ...(putFile ? { fastUpload: (local: string, remote: string) => putFile(local, remote, { mode: 0o600 }) } : {}),
+    ...(ctx.relay ? { bundleRelay: ctx.relay } : {}),
   };
   run.report(`${os.prettyName} (${os.arch})`);
   const provisionContext = context;

@@ -9,10 +9,16 @@ import type { Store } from '../store/store.js';
 import { debug } from '../ui/log.js';
 import { removeRecordedResources, undoOf } from './driver-instance.js';
 
-export async function removeMachine(store: Store, record: MachineRecord, options: { force?: boolean }): Promise<void> {
+export interface RemoveOptions {
+  force?: boolean;
+  /** Every machine the same command removes (their shared resources go with the last one). */
+  together?: readonly string[];
+}
+
+export async function removeMachine(store: Store, record: MachineRecord, options: RemoveOptions): Promise<void> {
   try {
     const { driver, undo } = await undoOf(store, record);
-    await removeRecordedResources(store, record.name, driver, undo);
+    await removeRecordedResources(store, record.name, driver, undo, new Set(options.together ?? []));
   } catch (error) {
     if (!options.force) {
       const message = error instanceof Error ? error.message.split('\n')[0] : String(error);

@@ -76,6 +76,12 @@ export interface InteractiveExecOptions {
 }
 
 export const DEFAULT_READY_TIMEOUT_MS = 20_000;
+
+let bytesUploaded = 0;
+/** Bytes this process sent to hosts as file uploads (SFTP), for --timings and the benchmarks. */
+export function uploadedBytes(): number {
+  return bytesUploaded;
+}
 const DEFAULT_KEEPALIVE_INTERVAL_MS = 15_000;
 /** Unanswered keepalives before the connection counts as dead (~1 min at the default interval). */
 const KEEPALIVE_COUNT_MAX = 4;
@@ -251,6 +257,7 @@ export class SshConnection implements RemoteHost {
       ),
     );
     if (reported !== total) report(total);
+    bytesUploaded += total;
   }
 
   async writeFile(remotePath: string, content: string | Buffer, options: UploadOptions = {}): Promise<void> {

@@ -1,9 +1,9 @@
 /** The machine record: machines/NAME/config.json. Validated on every read. */
 import { z } from 'zod';
 
-export const STORE_SCHEMA_VERSION = 1;
+import { MACHINE_NAME } from './names.js';
 
-export const MACHINE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$/;
+export { MACHINE_NAME, STORE_SCHEMA_VERSION } from './names.js';
 
 const jsonObject = z.record(z.string(), z.unknown());
 

@@ -8,10 +8,14 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
 import type { z } from 'zod';
-import { backoff } from '../../drivers/kit/index.js';
+import { backoff } from '../../drivers/kit/wait.js';
 import { TmachineError } from '../errors.js';
 import { cachePath, defaultStorePath } from './paths.js';
-import { MACHINE_NAME, STORE_SCHEMA_VERSION, machineRecordSchema, type MachineRecord } from './machine-record.js';
+import type { MachineRecord } from './machine-record.js';
+import { MACHINE_NAME, STORE_SCHEMA_VERSION } from './names.js';
+
+/** The record schema (and zod) load with the first record read or written, not before. */
+const recordSchema = async () => (await import('./machine-record.js')).machineRecordSchema;
 
 const DIR_MODE = 0o700;
 const SECRET_MODE = 0o600;
@@ -103,7 +107,7 @@ export class Store {
     }
     const version = raw['schemaVersion'];
     if (typeof version === 'number' && version > STORE_SCHEMA_VERSION) throw newerStoreError(file, version);
-    const parsed = machineRecordSchema.safeParse(raw);
+    const parsed = (await recordSchema()).safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw new TmachineError(`machine record ${file} is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message}`, {
@@ -120,7 +124,7 @@ export class Store {
   /** Atomic write of the record; callers that read-modify-write use update(). */
   async save(record: MachineRecord): Promise<void> {
     validateMachineName(record.name);
-    const checked = machineRecordSchema.parse(record);
+    const checked = (await recordSchema()).parse(record);
     await this.ensureDir(this.machineDir(record.name));
     await writeFileAtomic(path.join(this.machineDir(record.name), 'config.json'), JSON.stringify(checked, null, 2) + '\n', {
       mode: SECRET_MODE,

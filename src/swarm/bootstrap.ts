@@ -14,6 +14,7 @@ import { connectMachine } from '../machine/connect.js';
 import { createTogetherPhase, machinesContext, machinesPhase, machineTimings, type CreateTimings, type MachinesContext } from '../machine/pipeline.js';
 import { runPlan } from '../plan/runner.js';
 import type { Phase, PlanReport, StepResult } from '../plan/types.js';
+import { uploadedBytes } from '../ssh/connection.js';
 import type { Step } from '../steps.js';
 import type { Store } from '../store/store.js';
 import { planProgress, type ProgressMode } from '../ui/plan-progress.js';
@@ -21,7 +22,8 @@ import { warn } from '../ui/log.js';
 import { loadCluster, updateCluster, withClusterLock } from './cluster-record.js';
 import { initStep, joinStep, labelStep, pruneStep, roleStep, type ConvergeContext } from './converge.js';
 import type { DesiredCluster, DesiredNode } from './desired-state.js';
-import { memberOf, swarmInfo, type Member } from './engines.js';
+import { advertiseAddress, memberOf, swarmInfo, type Member } from './engines.js';
+import { applySwarmMtu, ingressMtuHolds, overlayMtuFor, readNicMtu } from './mtu.js';
 
 export interface BootstrapOptions {
   dryRun?: boolean;
@@ -31,6 +33,8 @@ export interface BootstrapOptions {
   signal?: AbortSignal;
   /** How long to wait for another command that holds the cluster lock. */
   lockWaitMs?: number;
+  /** At most this many machines worked on at once (default: all). */
+  concurrency?: number;
 }
 
 export interface BootstrapReport {
@@ -47,6 +51,12 @@ export interface BootstrapReport {
     /** Wall time of the swarm steps (init, joins, roles, labels). */
     swarmMs: number;
     totalMs: number;
+    /** Bytes uploaded to hosts by this command (the bundle relay keeps it at one bundle). */
+    uploadedBytes: number;
+    /** Hosts that fetched the bundle from a peer instead of from this computer. */
+    relayed: string[];
+    /** Every step of the plan with its host and wall time, in the order they ended (--timings). */
+    steps: Array<{ host: string; step: string; ms: number; outcome: string }>;
   };
 }
 
@@ -140,7 +150,7 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
 
   const phases: Phase<BootstrapContext>[] = [
     createTogetherPhase() as Phase<BootstrapContext>,
-    machinesPhase() as Phase<BootstrapContext>,
+    machinesPhase('machines', options.concurrency) as Phase<BootstrapContext>,
     {
       id: 'members',
       title: 'gather the swarm members',
@@ -150,8 +160,9 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
       pipeline: true,
     },
     stepPhase('swarm-init', 'swarm init', { kind: 'cluster' }, (ctx) => (ctx.converge.members.has(firstManager) ? [firstManager] : []), () => initStep(firstManager)),
+    overlayMtuPhase(firstManager),
     stepPhase('swarm-join-managers', 'join the swarm as manager', { kind: 'serial' }, (ctx, hosts) => present(ctx, hosts, 'manager').filter((h) => h !== firstManager), (h) => joinStep(node(h))),
-    stepPhase('swarm-join-workers', 'join the swarm as worker', { kind: 'parallel' }, (ctx, hosts) => present(ctx, hosts, 'worker'), (h) => joinStep(node(h))),
+    stepPhase('swarm-join-workers', 'join the swarm as worker', { kind: 'parallel', ...(options.concurrency ? { concurrency: options.concurrency } : {}) }, (ctx, hosts) => present(ctx, hosts, 'worker'), (h) => joinStep(node(h))),
     stepPhase('swarm-roles', 'role and labels', { kind: 'parallel' }, (ctx, hosts) => present(ctx, hosts), (h) => combine(roleStep(node(h)), labelStep(node(h)))),
   ];
   if (options.prune) {
@@ -199,7 +210,15 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
     created: [...creates.keys()],
     steps,
     unchanged: report.unchanged,
-    timings: { machines: machineTimings(report), machinesWallMs, swarmMs, totalMs: Date.now() - started },
+    timings: {
+      machines: machineTimings(report),
+      machinesWallMs,
+      swarmMs,
+      totalMs: Date.now() - started,
+      uploadedBytes: uploadedBytes(),
+      relayed: context.relay?.fetched ?? [],
+      steps: report.results.map((r) => ({ host: r.host ?? desired.name, step: r.phase, ms: r.ms, outcome: r.outcome })),
+    },
   };
 }
 
@@ -293,6 +312,50 @@ function lazyPrune(store: Store, dropped: string[], keep: Set<string>): Step<Con
     title: 'prune nodes no longer listed',
     needsRun: async (ctx) => (await get()).needsRun(ctx),
     run: async (ctx, report) => (await get()).run(ctx, report),
+  };
+}
+
+// --- overlay MTU (SPEC §4; issue 15) ------------------------------------------------------
+
+/**
+ * Right after `swarm init`, before any service publishes through it: when the nodes' NIC MTU
+ * is below 1500 (GCE: 1460), or the cluster file sets `mtu`, the ingress network gets the
+ * overlay MTU (NIC MTU − 50), and the cluster record keeps it for `swarm deploy`'s warnings.
+ */
+function overlayMtuPhase(firstManager: string): Phase<BootstrapContext> {
+  let wanted: number | undefined;
+  const nodeMtus = async (ctx: BootstrapContext) => {
+    const nodes = [...ctx.converge.members.values()];
+    return Promise.all(
+      nodes.map(async (m) => {
+        // The command's one connection per host (the pipeline opened it).
+        const connection = await ctx.ssh.get(m.record.name, () => connectMachine(ctx.store, m.record));
+        return readNicMtu((cmd) => connection.run(cmd, { what: 'read the NIC MTU' }), m.record.name, advertiseAddress(m.record, ctx.converge.advertise));
+      }),
+    );
+  };
+  return {
+    id: 'swarm-mtu',
+    title: 'overlay MTU',
+    scope: { kind: 'serial' },
+    prepare: (ctx) => (ctx.converge.members.has(firstManager) ? [firstManager] : []),
+    needsRun: async (ctx) => {
+      wanted = overlayMtuFor(await nodeMtus(ctx), ctx.desired.swarm.mtu);
+      return wanted !== undefined && !(await ingressMtuHolds(ctx.converge.leader?.docker ?? ctx.converge.members.get(firstManager)!.docker, wanted));
+    },
+    run: async (ctx, run) => {
+      const leader = ctx.converge.leader ?? ctx.converge.members.get(firstManager)!;
+      const nodes = [...ctx.converge.members.values()].map((m) => ({
+        name: m.record.name,
+        address: advertiseAddress(m.record, ctx.converge.advertise),
+        run: async (cmd: string) => (await ctx.ssh.get(m.record.name, () => connectMachine(ctx.store, m.record))).run(cmd, { what: 'read the NIC MTU' }),
+      }));
+      const { overlayMtu, nicMtu } = await applySwarmMtu(leader.docker, nodes, ctx.desired.swarm.mtu);
+      if (overlayMtu === undefined) return;
+      run.report(`ingress network: MTU ${overlayMtu} (the nodes' NIC MTU is ${nicMtu})`);
+      // The record exists: bootstrap wrote it before any phase ran.
+      await updateCluster(ctx.store, ctx.desired.name, (current) => ({ ...current!, swarm: { ...current!.swarm, mtu: overlayMtu } }));
+    },
   };
 }
 

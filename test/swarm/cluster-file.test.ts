@@ -117,9 +117,13 @@ describe('a valid cluster file (SPEC §3)', () => {
   });
 
   it('checks driver options against the driver when asked', async () => {
-    // SPEC §3's own example: the generic driver's options are ip-address and ssh-user.
-    await expect(loadClusterFile(FILE, { driverDefinition: loadDriverDefinition })).rejects.toThrow(
-      /cluster\.yml:2: driver\.name: unknown driver "ec2"/,
+    // SPEC §3's own example, against the real drivers: ec2's region and instance-type, and the
+    // generic driver's SPEC spelling (address, user). (Before the ec2 driver existed this
+    // asserted "unknown driver ec2"; an unknown driver is now asserted with a name no driver has.)
+    const real = await loadClusterFile(FILE, { driverDefinition: loadDriverDefinition });
+    expect(real.driver).toMatchObject({ name: 'ec2', options: { region: 'eu-west-1', 'instance-type': 't3.medium' } });
+    await expect(loadClusterFile(write(lines('name: x', 'driver: { name: nope }', 'managers: 1')), { driverDefinition: loadDriverDefinition })).rejects.toThrow(
+      /cluster\.yml:2: driver\.name: unknown driver "nope"/,
     );
     const fake = async (name: string): Promise<DriverDefinition> => {
       if (name === 'generic') return loadDriverDefinition('generic');

@@ -11,6 +11,7 @@ import { requireCluster } from '../../swarm/cluster-record.js';
 import { clusterStatus, formatStatus } from '../../swarm/status.js';
 import { info, warn } from '../../ui/log.js';
 import { withInterrupts } from '../../ui/interrupt.js';
+import { formatTimings } from '../../ui/timings.js';
 
 export default class SwarmBootstrap extends BaseCommand {
   static override summary = 'Create, provision and join machines into a swarm; running it again converges';
@@ -28,12 +29,15 @@ export default class SwarmBootstrap extends BaseCommand {
     manager: Flags.string({ description: 'Existing machine to make a manager (repeatable)', multiple: true }),
     worker: Flags.string({ description: 'Existing machine to make a worker (repeatable)', multiple: true }),
     advertise: Flags.string({ description: 'Advertise the private or public address', options: ['private', 'public'], default: 'private' }),
+    'encrypted-overlay': Flags.boolean({ description: 'Allow ESP (IP protocol 50) between members in the cloud firewalls, for overlays with --opt encrypted' }),
     'data-path-port': Flags.integer({ description: 'VXLAN port when 4789 is taken (firewalls follow)' }),
     'dry-run': Flags.boolean({ description: 'Print per host the steps that would run; change nothing' }),
     prune: Flags.boolean({ description: 'Drain and remove swarm nodes no longer listed' }),
     strict: Flags.boolean({ description: 'An even manager count is an error, not a warning' }),
     'keep-on-failure': Flags.boolean({ description: 'Keep what a failed create made' }),
     json: Flags.boolean({ description: 'Print the result as JSON' }),
+    concurrency: Flags.integer({ description: 'At most this many machines worked on at once (default: all)', min: 1 }),
+    timings: Flags.boolean({ description: 'Print how long each step took on each host (stderr)' }),
     ...engineFlags,
   };
 
@@ -59,7 +63,11 @@ export default class SwarmBootstrap extends BaseCommand {
         managerNames: flags.manager ?? [],
         workerNames: flags.worker ?? [],
         strict: flags.strict,
-        swarm: { advertise: flags.advertise as 'private' | 'public', ...(flags['data-path-port'] ? { dataPathPort: flags['data-path-port'] } : {}) },
+        swarm: {
+          advertise: flags.advertise as 'private' | 'public',
+          encryptedOverlay: flags['encrypted-overlay'],
+          ...(flags['data-path-port'] ? { dataPathPort: flags['data-path-port'] } : {}),
+        },
         engine,
       });
       if (warning) warn(`${warning} (--strict makes this an error)`);
@@ -73,6 +81,7 @@ export default class SwarmBootstrap extends BaseCommand {
         keepOnFailure: flags['keep-on-failure'],
         progress: flags.json ? 'silent' : 'auto',
         signal,
+        ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
       }),
     );
     if (flags['dry-run']) {
@@ -80,6 +89,11 @@ export default class SwarmBootstrap extends BaseCommand {
         for (const r of results) this.print(`${host}: ${r.outcome === 'already' ? 'already done' : 'would run'}: ${r.title}`);
       }
       return;
+    }
+    if (flags.timings) {
+      process.stderr.write(formatTimings(report.timings.steps));
+      const relayed = report.timings.relayed.length > 0 ? `; fetched from a peer: ${report.timings.relayed.join(', ')}` : '';
+      process.stderr.write(`uploaded ${(report.timings.uploadedBytes / 1_048_576).toFixed(1)} MB to hosts${relayed}\n`);
     }
     const status = await clusterStatus(store, await requireCluster(store, desired.name));
     if (flags.json) return this.printJson({ ...status, unchanged: report.unchanged, created: report.created, timings: report.timings });
