@@ -65,7 +65,7 @@ describeE2E('bad input through the CLI', () => {
     // Commands and flags.
     { args: ['nosuchcommand'], expect: /command nosuchcommand not found/ },
     { args: ['create', '--nosuchflag', 'x'], expect: /Nonexistent flag: --nosuchflag/ },
-    { args: ['create'], expect: /Missing 1 required arg/ },
+    { args: ['create'], expect: /create needs a machine name/ },
     { args: ['ls', '--format'], expect: /--format expects a value/ },
     { args: ['ssh'], expect: /Missing 1 required arg/ },
     { args: ['scp', 'onlyone'], expect: /Missing 1 required arg/ },
