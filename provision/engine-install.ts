@@ -16,6 +16,7 @@
  */
 import type { Step } from '../src/steps.js';
 import { TmachineError } from '../src/errors.js';
+import { registerSecret } from '../src/redact.js';
 import type { RemoteHost } from '../src/ssh/types.js';
 import type { EngineOptions } from '../src/store/machine-record.js';
 import { DAEMON_JSON_PATH, DEFAULT_ENGINE_PORT, DEFAULT_TLS_PATHS, DOCKER_TLS_DIR, buildDaemonConfig, renderDaemonJson } from './daemon-config.js';
@@ -305,6 +306,26 @@ const bundleInstallStep: Step<ProvisionContext> = {
   },
 };
 
+/**
+ * An install URL may carry a password (https://user:password@artifacts.example/...): the
+ * script or the download may echo it back on failure, where it is no longer shaped as a URL.
+ */
+function registerUrlPassword(url: string): void {
+  let password = '';
+  try {
+    password = new URL(url).password;
+  } catch {
+    return;
+  }
+  if (!password) return;
+  registerSecret(password);
+  try {
+    registerSecret(decodeURIComponent(password));
+  } catch {
+    // A malformed escape: the raw form is registered already.
+  }
+}
+
 /** Zero exit when dockerd is installed (and is the wanted version, when one is given). */
 function dockerdPresentCheck(version: string | undefined): string {
   const present = 'command -v dockerd >/dev/null 2>&1';
@@ -319,6 +340,7 @@ const scriptInstallStep: Step<ProvisionContext> = {
   },
   async run(context, report) {
     const url = context.engine.installUrl ?? DEFAULT_INSTALL_URL;
+    registerUrlPassword(url);
     report(`fetching ${url}`);
     const file = `${TMACHINE_STATE_DIR}/install-docker.sh`;
     const fetch = [

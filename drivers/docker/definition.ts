@@ -15,6 +15,7 @@ export const dockerOptionsSchema = z.object({
   'docker-ip': optionalString.refine((v) => v === undefined || ipv4.test(v), 'an IPv4 address'),
   'docker-privileged': z.enum(['auto', 'always', 'never'], { error: 'auto, always or never' }).default('auto'),
   'docker-start-engine': z.boolean().default(true),
+  'docker-network-internal': z.boolean().default(false),
 });
 export type DockerOptions = z.infer<typeof dockerOptionsSchema>;
 
@@ -36,6 +37,7 @@ export const definition = defineDriver<DockerOptions, DockerState>({
     { name: 'docker-image', type: 'string', default: DEFAULT_HOST_IMAGE, env: 'TMACHINE_DOCKER_IMAGE', description: `Host image (systemd + sshd, no engine); only the default ${DEFAULT_HOST_IMAGE} is built when missing` },
     { name: 'docker-network', type: 'string', default: DEFAULT_NETWORK, env: 'TMACHINE_DOCKER_NETWORK', description: 'User-defined network the hosts share (created when missing)' },
     { name: 'docker-subnet', type: 'string', env: 'TMACHINE_DOCKER_SUBNET', description: "Subnet for a network tmachine creates (default: the first free 10.77-96.0.0/24 in this machine's routing table)" },
+    { name: 'docker-network-internal', type: 'boolean', default: false, env: 'TMACHINE_DOCKER_NETWORK_INTERNAL', description: 'Create the network with no route out (docker network create --internal): hosts reach each other and this machine, never the internet' },
     { name: 'docker-ip', type: 'string', description: 'Fixed address on the network (default: the next free one)' },
     { name: 'docker-privileged', type: 'string', default: 'auto', description: 'auto: try --privileged, fall back to an explicit capability list; always; never' },
     { name: 'docker-start-engine', type: 'boolean', default: true, description: 'Start a local dockerd (root only) when no engine answers' },

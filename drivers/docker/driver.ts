@@ -87,7 +87,7 @@ export function openDockerDriver(context: Context): Driver {
       const d = await docker(true);
       const image = options['docker-image'];
       await ensureHostImage(d, image, { report: context.report });
-      const network = await ensureNetwork(d, options['docker-network'], options['docker-subnet'], state.endpoint?.startsWith('unix://') ?? false);
+      const network = await ensureNetwork(d, options['docker-network'], options['docker-subnet'], state.endpoint?.startsWith('unix://') ?? false, options['docker-network-internal']);
       state.network = network.name;
       await context.saveState();
       const volume = `${name}-var-lib-docker`;

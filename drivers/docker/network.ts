@@ -21,8 +21,8 @@ export const CANDIDATE_SUBNETS = Array.from({ length: 20 }, (_, i) => `10.${77 +
  * machine's routing table: a second engine's bridge with the same subnet is invisible to
  * this engine but would send our SSH to a stranger.
  */
-export function ensureNetwork(d: Docker, name: string, subnet: string | undefined, local: boolean): Promise<HostNetwork> {
-  return serialized(`network:${name}`, () => ensureNetworkNow(d, name, subnet, local));
+export function ensureNetwork(d: Docker, name: string, subnet: string | undefined, local: boolean, internal = false): Promise<HostNetwork> {
+  return serialized(`network:${name}`, () => ensureNetworkNow(d, name, subnet, local, internal));
 }
 
 export interface Route {
@@ -100,7 +100,7 @@ export function subnetOverlapsRoute(cidr: string, routes: Route[] = routedSubnet
   return undefined;
 }
 
-async function ensureNetworkNow(d: Docker, name: string, subnet: string | undefined, local: boolean): Promise<HostNetwork> {
+async function ensureNetworkNow(d: Docker, name: string, subnet: string | undefined, local: boolean, internal: boolean): Promise<HostNetwork> {
   await dropDuplicates(d, name);
   let info = await d.getNetwork(name).inspect().catch((error: { statusCode?: number }) => {
     if (error.statusCode === 404) return undefined;
@@ -129,6 +129,9 @@ async function ensureNetworkNow(d: Docker, name: string, subnet: string | undefi
           Name: name,
           Driver: 'bridge',
           CheckDuplicate: true,
+          // Internal: Docker adds no NAT and no forwarding out of the bridge; this machine
+          // still reaches the hosts on the bridge's own address.
+          Internal: internal,
           Labels: { 'tmachine.network': name },
           IPAM: { Driver: 'default', Config: [{ Subnet: candidate }] },
         });
@@ -148,6 +151,12 @@ async function ensureNetworkNow(d: Docker, name: string, subnet: string | undefi
     // Docker's duplicate check is not atomic: another process may have made one too.
     await dropDuplicates(d, name);
     info = await d.getNetwork(name).inspect();
+  }
+  if (internal && info.Internal !== true) {
+    // Asked for no route out, the network that exists has one: never silently go online.
+    throw new DriverError('invalid-input', `docker network "${name}" exists and is not internal, so its hosts can reach the internet`, {
+      hint: 'pass --docker-network with a new name (tmachine creates it internal), or remove that network',
+    });
   }
   const config = (info.IPAM?.Config ?? []).find((c: { Subnet?: string }) => c.Subnet && c.Subnet.includes('.'));
   if (!config?.Subnet) {

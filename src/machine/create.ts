@@ -5,6 +5,7 @@
  * the published host key), provision the engine. A machine that did not finish, failed or
  * interrupted, is removed through its undo log unless --keep-on-failure.
  */
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { loadDriverDefinition } from '../../drivers/registry.js';
 import { storableOptions, type AnyDriverDefinition, type RawDriverOptions } from '../../drivers/kit/index.js';
@@ -50,9 +51,15 @@ export async function prepareCreate(store: Store, request: CreateRequest): Promi
     install: request.engine.install ?? definition.defaultEngineInstall ?? 'bundle',
   };
   for (const ca of engine.registryCAs) {
-    await fs.access(ca.caFile).catch(() => {
+    const pem = await fs.readFile(ca.caFile, 'utf8').catch(() => {
       throw new TmachineError(`registry CA file ${ca.caFile} does not exist`, { hint: 'check --engine-registry-ca HOST:PORT=FILE' });
     });
+    // Checked here, not on the host: a file that is no certificate would only fail at the first pull.
+    try {
+      new X509Certificate(pem);
+    } catch {
+      throw new TmachineError(`registry CA file ${ca.caFile} is not a PEM certificate`, { hint: 'pass the registry CA certificate (-----BEGIN CERTIFICATE-----) as --engine-registry-ca HOST:PORT=FILE' });
+    }
   }
   if (engine.install === 'bundle' && engine.bundle && !/^https?:\/\//.test(engine.bundle)) await verifyBundleLayout(engine.bundle);
   return { request, definition, rawOptions: raw, storedOptions: storableOptions(definition.flags, raw), engine };

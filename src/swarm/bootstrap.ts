@@ -73,6 +73,11 @@ interface BootstrapContext extends MachinesContext {
 export async function bootstrapCluster(store: Store, desired: DesiredCluster, options: BootstrapOptions = {}): Promise<BootstrapReport> {
   const managers = desired.nodes.filter((n) => n.role === 'manager');
   if (managers.length === 0) throw new TmachineError('a swarm needs at least one manager', { hint: 'pass --managers 1 (or 3)' });
+  const port = desired.swarm.dataPathPort;
+  // Checked before anything is created: `docker swarm init` refuses it only after the hosts exist.
+  if (port !== undefined && (!Number.isInteger(port) || port < 1024 || port > 49151)) {
+    throw new TmachineError(`data-path port ${port} is out of range`, { hint: 'Docker takes a data-path port from 1024 to 49151 (default 4789)' });
+  }
   return withClusterLock(store, desired.name, `swarm bootstrap of ${desired.name}`, options.lockWaitMs, () => bootstrapLocked(store, desired, options));
 }
 

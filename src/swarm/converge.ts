@@ -38,6 +38,41 @@ async function findLeader(ctx: ConvergeContext): Promise<Member | undefined> {
   return ctx.leader;
 }
 
+/** Socket errors of an engine call: which engine (by address) did not answer. */
+interface SocketError {
+  code?: string;
+  address?: string;
+  port?: number;
+}
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ESOCKETTIMEDOUT']);
+
+/**
+ * A swarm step that fails on something other than tmachine's own error (an engine that
+ * stopped answering, say) still ends in one line that names the host, the step, and the
+ * engine that did not answer, rather than a bare "connect ECONNREFUSED 10.0.0.11:2376".
+ */
+function guarded(host: string, step: Step<ConvergeContext>): Step<ConvergeContext> {
+  const explain = (ctx: ConvergeContext, error: unknown): never => {
+    if (error instanceof TmachineError) throw error;
+    const socket = error as SocketError;
+    let message = engineMessage(error);
+    if (socket?.code && UNREACHABLE.has(socket.code)) {
+      const owner = [...ctx.members.values()].find((m) => socket.address !== undefined && [m.record.addresses.public, m.record.addresses.private].includes(socket.address));
+      const where = socket.address ? `${socket.address}${socket.port ? `:${socket.port}` : ''}` : 'its address';
+      message = `the engine of ${owner ? owner.record.name : 'a member'} (${where}) did not answer (${socket.code})`;
+    }
+    throw new TmachineError(`step "${step.title}" failed on ${host}: ${message}`, {
+      cause: error,
+      hint: 'run the same command again once the host answers; `tmachine swarm status` shows the swarm',
+    });
+  };
+  return {
+    ...step,
+    needsRun: (ctx) => step.needsRun(ctx).catch((error: unknown) => explain(ctx, error)),
+    run: (ctx, report) => step.run(ctx, report).catch((error: unknown) => explain(ctx, error)),
+  };
+}
+
 async function leaderOrFail(ctx: ConvergeContext): Promise<Member> {
   const leader = await findLeader(ctx);
   if (!leader) throw new TmachineError('no manager of this swarm answers with control', { hint: 'check `tmachine swarm status`; `tmachine swarm recover` rebuilds lost quorum' });
@@ -45,7 +80,7 @@ async function leaderOrFail(ctx: ConvergeContext): Promise<Member> {
 }
 
 export function initStep(first: string): Step<ConvergeContext> {
-  return {
+  return guarded(first, {
     id: 'swarm-init',
     title: "swarm init",
     needsRun: async (ctx) => (await findLeader(ctx)) === undefined,
@@ -59,7 +94,7 @@ export function initStep(first: string): Step<ConvergeContext> {
       ctx.leader = m;
       ctx.clusterId = (await swarmInfo(m.docker)).clusterId;
     },
-  };
+  });
 }
 
 /**
@@ -81,7 +116,7 @@ async function isMember(ctx: ConvergeContext, m: Member): Promise<boolean> {
 }
 
 export function joinStep(node: DesiredNode): Step<ConvergeContext> {
-  return {
+  return guarded(node.name, {
     id: `swarm-join-${node.role}`,
     title: `join the swarm as ${node.role}`,
     needsRun: async (ctx) => {
@@ -95,12 +130,12 @@ export function joinStep(node: DesiredNode): Step<ConvergeContext> {
       const info = await swarmInfo(m.docker);
       await waitNodeReady(leader.docker, info.nodeId);
     },
-  };
+  });
 }
 
 export function roleStep(node: DesiredNode): Step<ConvergeContext> {
   const nodeId = async (ctx: ConvergeContext) => (await swarmInfo(member(ctx, node.name).docker)).nodeId;
-  return {
+  return guarded(node.name, {
     id: 'swarm-role',
     title: `role ${node.role}`,
     needsRun: async (ctx) => {
@@ -113,12 +148,12 @@ export function roleStep(node: DesiredNode): Step<ConvergeContext> {
       const leader = await leaderOrFail(ctx);
       await updateNode(leader.docker, await nodeId(ctx), (spec) => ({ ...spec, Role: node.role }));
     },
-  };
+  });
 }
 
 export function labelStep(node: DesiredNode): Step<ConvergeContext> {
   const nodeId = async (ctx: ConvergeContext) => (await swarmInfo(member(ctx, node.name).docker)).nodeId;
-  return {
+  return guarded(node.name, {
     id: 'swarm-labels',
     title: "node labels",
     needsRun: async (ctx) => {
@@ -132,7 +167,7 @@ export function labelStep(node: DesiredNode): Step<ConvergeContext> {
       const leader = await leaderOrFail(ctx);
       await updateNode(leader.docker, await nodeId(ctx), (spec) => ({ ...spec, Labels: { ...spec.Labels, ...node.labels } }));
     },
-  };
+  });
 }
 
 /** Nodes in the swarm that the desired cluster no longer lists: drained, then removed (--prune). */
