@@ -3,6 +3,7 @@
  * store, and --json handling. Commands stay thin: parse flags, call the core, print.
  */
 import { Command, Flags, Interfaces } from '@oclif/core';
+import { redact } from './redact.js';
 import { Store } from './store/store.js';
 import { defaultStorePath } from './store/paths.js';
 
@@ -47,12 +48,13 @@ export abstract class BaseCommand extends Command {
   }
 
   /** Data to stdout: JSON when asked, else the given text. */
+  /** Data to stdout, through the same redaction as every log line (a stored URL's password, a token). */
   protected print(text: string): void {
-    process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+    process.stdout.write(redact(text.endsWith('\n') ? text : text + '\n'));
   }
 
   protected printJson(value: unknown): void {
-    process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+    process.stdout.write(redact(JSON.stringify(value, null, 2) + '\n'));
   }
 
   // Errors go to bin/run.js, which prints the single line; oclif's default would add noise.

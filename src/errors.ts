@@ -58,9 +58,12 @@ export function userLineOf(error: unknown): string {
   if (error instanceof DriverError) return error.userLine;
   if (error instanceof Error) {
     // oclif parse errors are several lines ("Nonexistent flag: --x\nSee more help with --help").
-    const first = error.message.split('\n').map((l) => l.trim()).find((l) => l.length > 0) ?? error.name;
+    const lines = error.message.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+    const first = lines[0] ?? error.name;
     if (error.constructor.name.endsWith('ParseError') || /^(Nonexistent flag|Unexpected argument|Missing|Expected|Parsing)/.test(first)) {
-      return `${first} (see --help for usage)`;
+      // "Parsing --managers" alone does not say what is wrong; oclif's reason is the next line.
+      const reason = /^Parsing /.test(first) ? lines.find((l) => /^(Expected|Invalid|Received|must)/i.test(l)) : undefined;
+      return `${first}${reason ? `: ${reason}` : ''} (see --help for usage)`;
     }
     if (/^command .* not found$/.test(first)) return `${first} (run \`tmachine --help\` to list commands)`;
     return first;

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import ssh2 from 'ssh2';
 import { DriverError, tcpAnswers, waitForSsh, type Driver, type DriverContext, type DriverImplementation, type HostState } from '../kit/index.js';
 import type { GenericOptions, GenericState } from './definition.js';
 
@@ -33,6 +34,7 @@ export function openGenericDriver(context: DriverContext<GenericOptions, Generic
       if (!fs.existsSync(key)) {
         throw new DriverError('invalid-input', `SSH key ${key} does not exist`, { hint: 'pass --generic-ssh-key with the key that logs in to the host' });
       }
+      checkPrivateKey(key);
     },
     async create() {
       // Nothing to make; the key is recorded so later commands reach the host.
@@ -69,4 +71,28 @@ export function openGenericDriver(context: DriverContext<GenericOptions, Generic
       return { host: address, port, user, privateKeyPath: state.sshKeyPath ?? keyPath() };
     },
   };
+}
+
+/** The key file must be an unencrypted private key tmachine can use, checked before any host is contacted. */
+function checkPrivateKey(file: string): void {
+  let content: Buffer;
+  try {
+    if (!fs.statSync(file).isFile()) throw new Error('not a file');
+    content = fs.readFileSync(file);
+  } catch (error) {
+    throw new DriverError('invalid-input', `SSH key ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, {
+      hint: 'pass --generic-ssh-key with a readable private key file',
+    });
+  }
+  const parsed = ssh2.utils.parseKey(content);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (key instanceof Error || key === undefined) {
+    const encrypted = key instanceof Error && /encrypted|passphrase/i.test(key.message);
+    throw new DriverError('invalid-input', encrypted ? `SSH key ${file} is protected by a passphrase` : `SSH key ${file} is not a private key tmachine can read`, {
+      hint: encrypted ? 'give a key without a passphrase (tmachine runs unattended), e.g. one made with `ssh-keygen -t ed25519 -N ""`' : 'give an OpenSSH, PEM or PKCS#8 private key file',
+    });
+  }
+  if (!key.isPrivateKey()) {
+    throw new DriverError('invalid-input', `SSH key ${file} is a public key`, { hint: 'give the private half (the file without .pub)' });
+  }
 }

@@ -5,6 +5,7 @@
  * exit, no stack trace, the store byte-for-byte unchanged (the whole tree hashed before and
  * after), and no container or volume left on the lab engine.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,6 +61,10 @@ describeE2E('bad input through the CLI', () => {
   const notATarball = file('bundle.tgz', 'this is not a tarball\n');
   const stackFile = file('stack.yml', 'version: "3.8"\nservices: {}\n');
   const ca = file('registry-ca.crt', 'not a certificate\n');
+  const textKey = file('text-key', 'this is not a key\n');
+  const publicKey = file('id_pub_only', generateKeyPair('bad-input').publicKey + '\n');
+  const protectedKey = path.join(work, 'id_protected');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'a passphrase', '-f', protectedKey]);
 
   const cases: Case[] = [
     // Commands and flags.
@@ -91,6 +96,10 @@ describeE2E('bad input through the CLI', () => {
     { args: ['create', '--driver', 'generic', '--generic-ip-address', '10.207.99.10', '--generic-ssh-user', 'bad user', 'g1'], expect: /not a user name/ },
     // Key files.
     { args: ['create', '--driver', 'generic', '--generic-ip-address', '10.207.99.10', '--generic-ssh-key', missing, 'g1'], expect: /does-not-exist/ },
+    { args: ['create', '--driver', 'generic', '--generic-ip-address', '10.207.99.10', '--generic-ssh-key', textKey, 'g1'], expect: /text-key is not a private key tmachine can read/ },
+    { args: ['create', '--driver', 'generic', '--generic-ip-address', '10.207.99.10', '--generic-ssh-key', publicKey, 'g1'], expect: /id_pub_only is a public key/ },
+    { args: ['create', '--driver', 'generic', '--generic-ip-address', '10.207.99.10', '--generic-ssh-key', protectedKey, 'g1'], expect: /id_protected is protected by a passphrase/ },
+    { args: ['create', '--driver', 'generic', '--generic-ip-address', '10.207.99.10', '--generic-ssh-key', work, 'g1'], expect: /cannot be read \(not a file\)/ },
     // Docker driver flags.
     { args: ['create', '--driver', 'docker', '--docker-subnet', 'not-a-cidr', dname], expect: /an IPv4 CIDR such as 10\.77\.0\.0\/24/ },
     { args: ['create', '--driver', 'docker', '--docker-ip', '10.207.300.1', dname], expect: /an IPv4 address/ },

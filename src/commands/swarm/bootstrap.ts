@@ -66,7 +66,7 @@ export default class SwarmBootstrap extends BaseCommand {
         swarm: {
           advertise: flags.advertise as 'private' | 'public',
           encryptedOverlay: flags['encrypted-overlay'],
-          ...(flags['data-path-port'] ? { dataPathPort: flags['data-path-port'] } : {}),
+          ...(flags['data-path-port'] !== undefined ? { dataPathPort: flags['data-path-port'] } : {}),
         },
         engine,
       });
