@@ -72,8 +72,8 @@ console.log(
   table(
     ['MB/s, median (min-max)', 'tmachine (SFTP)', 'OpenSSH scp', 'ratio'],
     [
-      ['one host', fmt(mbps(one.tmachine, 1)), fmt(mbps(one.scp, 1)), (spread(one.scp).median / spread(one.tmachine).median).toFixed(2)],
-      ['five hosts at once (total)', fmt(mbps(five.tmachine, 5)), fmt(mbps(five.scp, 5)), (spread(five.scp).median / spread(five.tmachine).median).toFixed(2)],
+      ['one host', fmt(mbps(one.tmachine, 1)), fmt(mbps(one.scp, 1)), (mbps(one.tmachine, 1).median / mbps(one.scp, 1).median).toFixed(2)],
+      ['five hosts at once (total)', fmt(mbps(five.tmachine, 5)), fmt(mbps(five.scp, 5)), (mbps(five.tmachine, 5).median / mbps(five.scp, 5).median).toFixed(2)],
     ],
   ),
 );
