@@ -153,7 +153,9 @@ describeE2E('driver kit and plan runner on real hosts', () => {
   });
 
   it('parallel creates with one --engine-registry-ca each get the CA (the shared option is not mutated)', async () => {
-    const ca = path.join(repoRoot, 'test', 'swarm', 'fixtures', 'certs', 'registry-ca.crt');
+    // A real CA certificate: create checks that the file is one before anything is made.
+    const ca = path.join(work, 'registry-ca.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=kit registry CA', '-keyout', path.join(work, 'registry-ca.key'), '-out', ca], { stdio: 'ignore' });
     const [a, b] = [s.name('ca1'), s.name('ca2')];
     ok(await s.cli(['create', '--driver', 'docker', '--engine-registry-ca', `registry.example:5000=${ca}`, a, b]));
     for (const name of [a, b]) {
