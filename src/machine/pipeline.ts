@@ -42,6 +42,8 @@ export interface MachinesContext {
   instances: Map<string, DriverInstance>;
   /** Machines whose host a many-at-once create already made. */
   madeTogether: Set<string>;
+  /** Machines this command reserved: the only ones its clean-up may remove. */
+  reserved: Set<string>;
   /** Machines this plan removed again (unfinished); for the summary. */
   discarded: string[];
   /** One SSH connection per host for every phase of the command; the command closes it. */
@@ -50,7 +52,7 @@ export interface MachinesContext {
   relay: PeerBundleRelay | undefined;
 }
 
-export function machinesContext(store: Store, options: Partial<Omit<MachinesContext, 'store' | 'instances' | 'madeTogether' | 'discarded'>> & { engineSource?: MachinesContext['engineSource'] }): MachinesContext {
+export function machinesContext(store: Store, options: Partial<Omit<MachinesContext, 'store' | 'instances' | 'madeTogether' | 'discarded' | 'reserved'>> & { engineSource?: MachinesContext['engineSource'] }): MachinesContext {
   return {
     store,
     creates: options.creates ?? new Map(),
@@ -62,6 +64,7 @@ export function machinesContext(store: Store, options: Partial<Omit<MachinesCont
     ...(options.dataPathPort ? { dataPathPort: options.dataPathPort } : {}),
     instances: new Map(),
     madeTogether: new Set(),
+    reserved: new Set(),
     discarded: [],
     ssh: new SshPool(),
     // TMACHINE_BUNDLE_RELAY=off uploads to every host (benchmarks compare the two).
@@ -96,6 +99,7 @@ async function reserveMachine(ctx: MachinesContext, prepared: PreparedCreate, si
     ...(prepared.request.swarm ? { swarm: prepared.request.swarm } : {}),
   };
   await store.reserve(record);
+  ctx.reserved.add(name);
   const keys = generateKeyPair(`tmachine-${name}`);
   const dir = store.machineDir(name);
   await store.writeSecretFile(path.join(dir, 'id_ed25519'), keys.privateKey);
@@ -170,7 +174,8 @@ export function createTogetherPhase(): Phase<MachinesContext> {
 }
 
 async function discardIfUnfinished(ctx: MachinesContext, name: string): Promise<void> {
-  if (ctx.keepOnFailure) return;
+  // A create that lost the race for a name must not remove the winner's machine.
+  if (ctx.keepOnFailure || !ctx.reserved.has(name)) return;
   const record = await ctx.store.load(name).catch(() => undefined);
   if (!record?.creating) return;
   ctx.instances.get(name)?.context.signal;

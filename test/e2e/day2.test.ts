@@ -135,7 +135,12 @@ describeE2E('day-2 operations on real hosts', () => {
     expect(untrusted.stderr.trim().split('\n')).toHaveLength(1);
     expect(untrusted.stderr).toMatch(/^Error: .*x509: certificate signed by unknown authority/);
 
-    const added = JSON.parse(ok(await s.cli(['swarm', 'registry-ca', 'add', registry, path.join(certs, 'ca.crt'), '--json'])).stdout) as { installed: string[] };
+    // A node whose engine is still coming back (after the shutdown test) is recorded as pending;
+    // adding again (idempotent) installs it once its engine answers.
+    const added = await eventually('the CA installed on every node', async () => {
+      const r = JSON.parse(ok(await s.cli(['swarm', 'registry-ca', 'add', registry, path.join(certs, 'ca.crt'), '--json'])).stdout) as { installed: string[] };
+      return r.installed.length === all.length ? r : undefined;
+    }, 120_000);
     expect(added.installed.sort()).toEqual([...all].sort());
     for (const host of all) expect(await onHost(host, `cat /etc/docker/certs.d/${registry}/ca.crt`)).toBe(fs.readFileSync(path.join(certs, 'ca.crt'), 'utf8').trim());
     // Push from the registry's own node (its password from a file, never on a command line).
