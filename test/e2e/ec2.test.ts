@@ -13,6 +13,7 @@ import { repoRoot } from '../support/cli.js';
 import { CACHE_DIR, describeE2E, eventually, labSession, ok, prepareLab, type Lab } from '../support/lab.js';
 import { cloudHostBackend } from '../fakes/ec2/cloud-backend.js';
 import { FakeEc2, type FakeSecurityGroup } from '../fakes/ec2/server.js';
+import { isolatedAwsEnv } from '../support/aws-env.js';
 
 const RANGE = '10.202.0.0/16';
 const ACCESS_KEY_ID = `AKIA${randomBytes(8).toString('hex').toUpperCase()}`;
@@ -26,17 +27,8 @@ describeE2E('ec2 driver against the fake EC2 endpoint (instances are real hosts)
   const prefix = s.name('sw');
   const noHome = path.join(s.store, 'no-aws-home');
   /** The AWS credential chain sees only the environment: no real profile, no instance metadata. */
-  const awsEnv = (withCredentials = true): Record<string, string | undefined> => ({
-    AWS_ACCESS_KEY_ID: withCredentials ? ACCESS_KEY_ID : undefined,
-    AWS_SECRET_ACCESS_KEY: withCredentials ? SECRET_ACCESS_KEY : undefined,
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    AWS_REGION: undefined,
-    AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_CONFIG_FILE: path.join(noHome, 'config'),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(noHome, 'credentials'),
-  });
+  const awsEnv = (withCredentials = true) =>
+    isolatedAwsEnv(noHome, withCredentials ? { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY } : undefined);
   const cli = (args: string[], withCredentials = true) => s.cli(args, { env: awsEnv(withCredentials) });
   const driverFlags = (sshTimeout = 90) => ['--driver', 'ec2', '--ec2-endpoint', fake.url, '--ec2-ssh-timeout', String(sshTimeout), '--ec2-console-timeout', '30'];
   let userGroup: FakeSecurityGroup;
