@@ -21,6 +21,7 @@ import type { RemoteHost } from '../src/ssh/types.js';
 import type { EngineOptions } from '../src/store/machine-record.js';
 import { DAEMON_JSON_PATH, DEFAULT_ENGINE_PORT, DEFAULT_TLS_PATHS, DOCKER_TLS_DIR, buildDaemonConfig, renderDaemonJson } from './daemon-config.js';
 import { firewallStep } from './firewall.js';
+import { LISTENER_FILES_SCRIPT, MOVED_SUFFIX, describeListeners, foreignListeners, migrateScript } from './engine-listeners.js';
 import {
   type HostInfo,
   type HostShell,
@@ -134,6 +135,8 @@ export function provisionPlan(context: ProvisionContext): Step<ProvisionContext>
     none: [verifyEngineStep],
   }[context.engine.install];
   const steps: Step<ProvisionContext>[] = [
+    // Before anything changes on the host: a conflict is reported with the host as it was.
+    foreignListenersStep,
     ...install,
     dockerGroupStep,
     firewallStep<ProvisionContext>(),
@@ -380,6 +383,31 @@ const packageInstallStep: Step<ProvisionContext> = {
       : PACKAGE_INSTALL[family]([DISTRO_PACKAGES[family]]);
     await runAsRoot(context, script, `installing ${DISTRO_PACKAGES[family]}`, { timeoutMs: INSTALL_TIMEOUT_MS });
     await verifyDockerd(context);
+  },
+};
+
+/**
+ * An engine set up by hand to listen elsewhere (see engine-listeners.ts): reported in one line,
+ * or moved aside with --engine-migrate-tls so that only tmachine's TLS port remains.
+ */
+const foreignListenersStep: Step<ProvisionContext> = {
+  id: 'engine-listeners',
+  title: "check the engine's existing listeners",
+  async needsRun(context) {
+    return foreignListeners((await execAsRoot(context, LISTENER_FILES_SCRIPT)).stdout).length > 0;
+  },
+  async run(context, report) {
+    const found = foreignListeners((await execAsRoot(context, LISTENER_FILES_SCRIPT)).stdout);
+    if (found.length === 0) return;
+    const port = context.engine.port ?? DEFAULT_ENGINE_PORT;
+    if (!context.engine.migrateTls) {
+      throw new TmachineError(`the engine is set up outside tmachine to listen on ${describeListeners(found)}`, {
+        hint: `pass --engine-migrate-tls to move that aside (kept as FILE${MOVED_SUFFIX}) and serve the engine over TLS on ${port} only`,
+      });
+    }
+    // The engine must restart with tmachine's configuration even if tmachine's own files are unchanged.
+    await runAsRoot(context, `${migrateScript(found)}\nrm -f ${ENGINE_APPLIED_MARK}`, 'moving the engine configuration aside');
+    report(`moved aside: ${found.map((l) => l.file).join(', ')} (kept as *${MOVED_SUFFIX})`);
   },
 };
 

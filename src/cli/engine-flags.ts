@@ -28,10 +28,14 @@ export const engineFlags = {
     multiple: true,
     helpGroup: 'ENGINE',
   }),
+  'engine-migrate-tls': Flags.boolean({
+    description: 'An engine set up by hand to listen on plain TCP (2375): move that aside and serve TLS on 2376 instead of refusing',
+    helpGroup: 'ENGINE',
+  }),
 };
 
 export type EngineFlagValues = {
-  [K in keyof typeof engineFlags]?: (typeof engineFlags)[K] extends { multiple: true } ? string[] : string;
+  [K in keyof typeof engineFlags]?: (typeof engineFlags)[K] extends { multiple: true } ? string[] : K extends 'engine-migrate-tls' ? boolean : string;
 };
 
 function checkPairs(flag: string, values: string[] | undefined): string[] {
@@ -64,5 +68,6 @@ export function engineOptionsFromFlags(flags: Record<string, unknown>, defaultIn
     ...(str('engine-storage-driver') ? { storageDriver: str('engine-storage-driver') } : {}),
     registryCAs,
     port: 2376,
+    ...(flags['engine-migrate-tls'] === true ? { migrateTls: true } : {}),
   };
 }

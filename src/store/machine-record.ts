@@ -24,6 +24,8 @@ export const engineOptionsSchema = z.object({
   /** HOST:PORT=FILE, the CA file content is copied into the machine dir at create. */
   registryCAs: z.array(z.object({ registry: z.string(), caFile: z.string() })).default([]),
   port: z.number().int().default(2376),
+  /** Move an engine configuration that listens elsewhere (plain TCP on 2375) aside instead of refusing. */
+  migrateTls: z.boolean().optional(),
 });
 export type EngineOptions = z.infer<typeof engineOptionsSchema>;
 

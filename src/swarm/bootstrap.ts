@@ -19,7 +19,7 @@ import { uploadedBytes } from '../ssh/connection.js';
 import type { Step } from '../steps.js';
 import type { Store } from '../store/store.js';
 import { planProgress, type ProgressMode } from '../ui/plan-progress.js';
-import { warn } from '../ui/log.js';
+import { info, warn } from '../ui/log.js';
 import { loadCluster, updateCluster, withClusterLock } from './cluster-record.js';
 import { applyMount, clusterMount, clusterMounts, mountHolds, type ClusterMount } from './ops/mounts.js';
 import { clusterRegistryCAs } from './ops/registry.js';
@@ -204,6 +204,12 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
       await store.update(name, (r) => void (r.swarm = { ...r.swarm, nodeId: id }));
     }
     await warnWithoutIpvs(store, firstManager, context);
+    // Hosts that formed a swarm before tmachine knew them: that swarm is now the cluster's.
+    const init = report.results.find((r) => r.phase === 'swarm-init');
+    const leader = context.converge.leader;
+    if (!previous && init?.outcome === 'already' && leader) {
+      info(`${desired.name}: recorded the swarm that ${leader.record.name} already manages (cluster ${context.converge.clusterId?.slice(0, 12) ?? '?'}); no second swarm was started`);
+    }
   }
   await context.ssh.closeAll();
   const steps = new Map<string, StepResult[]>();
@@ -234,7 +240,7 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
  */
 function desiredEngineChange(desired: DesiredCluster): MachinesContext['engineChange'] {
   const e = desired.engine;
-  const given = e.opts.length + e.env.length + e.labels.length + e.insecureRegistries.length + e.registryMirrors.length + e.registryCAs.length > 0 || e.storageDriver !== undefined;
+  const given = e.opts.length + e.env.length + e.labels.length + e.insecureRegistries.length + e.registryMirrors.length + e.registryCAs.length > 0 || e.storageDriver !== undefined || e.migrateTls === true;
   if (!given) return undefined;
   return (current) => ({
     ...current,
@@ -246,6 +252,7 @@ function desiredEngineChange(desired: DesiredCluster): MachinesContext['engineCh
     // Registries the cluster must trust, added to what the machine trusts already.
     registryCAs: [...current.registryCAs.filter((c) => !e.registryCAs.some((d) => d.registry === c.registry)), ...e.registryCAs.map((c) => ({ registry: c.registry, caFile: path.resolve(c.caFile) }))],
     ...(e.storageDriver ? { storageDriver: e.storageDriver } : {}),
+    ...(e.migrateTls ? { migrateTls: true } : {}),
   });
 }
 

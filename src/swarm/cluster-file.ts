@@ -52,6 +52,8 @@ export interface EngineSpec {
   insecureRegistries: string[];
   registryMirrors: string[];
   storageDriver?: string;
+  /** `migrate-tls: true`, as --engine-migrate-tls. */
+  migrateTls?: boolean;
 }
 
 export interface RegistrySpec {
@@ -163,6 +165,7 @@ const fileSchema = strict({
     'insecure-registries': strings.optional(),
     'registry-mirrors': strings.optional(),
     'storage-driver': text.optional(),
+    'migrate-tls': z.boolean({ error: 'true or false' }).optional(),
   }).optional(),
   managers: countOrGroups.optional(),
   workers: countOrGroups.optional(),
@@ -358,6 +361,7 @@ function toSpec(raw: RawFile, file: string): ClusterSpec {
       insecureRegistries: engine['insecure-registries'] ?? [],
       registryMirrors: engine['registry-mirrors'] ?? [],
       ...(engine['storage-driver'] && { storageDriver: engine['storage-driver'] }),
+      ...(engine['migrate-tls'] && { migrateTls: true }),
     },
     managers: toGroups(raw.managers),
     workers: toGroups(raw.workers),

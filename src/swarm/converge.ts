@@ -26,11 +26,16 @@ function member(ctx: ConvergeContext, name: string): Member {
   return m;
 }
 
-/** The leader: a listed manager that is active and has control. */
+/**
+ * The leader: a listed manager that is active and has control; failing that, any member that
+ * has control (a swarm formed by hand whose manager is listed here as a worker is adopted,
+ * and the role steps then make the roles what the cluster lists).
+ */
 async function findLeader(ctx: ConvergeContext): Promise<Member | undefined> {
   if (ctx.leader) return ctx.leader;
   const managers = ctx.managerNames.map((n) => member(ctx, n));
-  const found = await healthyManager(managers);
+  const others = [...ctx.members.values()].filter((m) => !managers.includes(m));
+  const found = (await healthyManager(managers)) ?? (others.length > 0 ? await healthyManager(others) : undefined);
   if (found) {
     ctx.leader = ctx.members.get(found.manager.record.name)!;
     ctx.clusterId = found.info.clusterId;

@@ -49,10 +49,10 @@ describe('provisionPlan', () => {
 
   it('has the steps of each install mode', () => {
     const ids = (engine: Partial<EngineOptions>, extra?: Partial<ProvisionContext>) => provisionPlan(context(host, engine, extra)).map((s) => s.id);
-    expect(ids({ install: 'bundle' })).toEqual(['engine-prerequisites', 'engine-bundle-upload', 'engine-binaries', ...tail]);
-    expect(ids({ install: 'script' })).toEqual(['engine-script', ...tail]);
-    expect(ids({ install: 'package' })).toEqual(['engine-package', ...tail]);
-    expect(ids({ install: 'none' })).toEqual(['engine-verify', ...tail]);
+    expect(ids({ install: 'bundle' })).toEqual(['engine-listeners', 'engine-prerequisites', 'engine-bundle-upload', 'engine-binaries', ...tail]);
+    expect(ids({ install: 'script' })).toEqual(['engine-listeners', 'engine-script', ...tail]);
+    expect(ids({ install: 'package' })).toEqual(['engine-listeners', 'engine-package', ...tail]);
+    expect(ids({ install: 'none' })).toEqual(['engine-listeners', 'engine-verify', ...tail]);
     expect(ids({ install: 'package' }, { registryCas: [{ registry: 'reg.example.org:5000', caPem: 'X' }] })).toContain('registry-cas');
   });
 
