@@ -5,11 +5,13 @@
  * go into a chain of tmachine's own, TMACHINE-PORTS, jumped to from DOCKER-USER (the chain
  * Docker leaves to the administrator) and from INPUT, matching the port the client asked
  * for (conntrack's original destination port): traffic from the CIDR returns to the usual
- * path, any other source is dropped.
+ * path, any other source is dropped. Then the cloud firewall: every member whose driver has
+ * `openPorts` (ec2, gce) opens the ports there, from the same range only.
  */
 import net from 'node:net';
 import { TmachineError } from '../../errors.js';
 import { connectMachine } from '../../machine/connect.js';
+import { driverOf } from '../../machine/driver-instance.js';
 import type { Store } from '../../store/store.js';
 import type { Member } from '../engines.js';
 import { shellQuote } from '../../../provision/os.js';
@@ -95,4 +97,33 @@ export async function openPublishedPorts(store: Store, members: Member[], ports:
     }),
   );
   return members.map((m) => m.record.name).sort();
+}
+
+/**
+ * Opens the ports in the cloud firewall of every member whose driver has one (`openPorts`),
+ * from `cidr` only; drivers without (docker, generic, virtualbox) have the host firewall
+ * alone. Members that share their cloud resources (one cluster's security group or rules)
+ * share one firewall: the first of them opens the ports, the others then find them open and
+ * only record the rules they use. Returns one line per cloud firewall.
+ */
+export async function openCloudPorts(store: Store, members: Member[], ports: PublishedPort[], cidr: string): Promise<string[]> {
+  checkCidr(cidr);
+  const wanted = [...new Map(ports.map((p) => [`${p.port}/${p.protocol}`, { port: p.port, protocol: p.protocol }])).values()];
+  if (wanted.length === 0) return [];
+  const firewalls = new Map<string, Member[]>();
+  for (const m of members) {
+    const shared = m.record.driver.resources.filter((r) => r.shared).map((r) => `${r.kind}:${r.id}`).sort();
+    const key = shared.length > 0 ? JSON.stringify([m.record.driver.name, shared]) : `machine:${m.record.name}`;
+    firewalls.set(key, [...(firewalls.get(key) ?? []), m]);
+  }
+  const lines = await Promise.all(
+    [...firewalls.values()].map(async ([first, ...rest]) => {
+      const lead = await driverOf(store, first!.record);
+      if (!lead.openPorts) return undefined;
+      const line = await lead.openPorts(wanted, cidr);
+      await Promise.all(rest.map(async (m) => (await driverOf(store, m.record)).openPorts?.(wanted, cidr)));
+      return line;
+    }),
+  );
+  return lines.filter((l): l is string => l !== undefined);
 }
