@@ -372,6 +372,11 @@ class GceMachine implements Driver {
     if (rules.length === 0) return undefined;
     const outcomes: RuleOutcome[] = [];
     for (const rule of rules) outcomes.push(await ensureRecordedRule(clients, rule, [context], tag));
+    // The log is undone newest first, and a rule goes only once no instance carries its tag:
+    // the instance, recorded before these rules, must stay the newest entry so it goes first.
+    const entries = context.undo.entries();
+    const instance = entries.find((e) => e.kind === 'instance');
+    if (instance && entries[entries.length - 1] !== instance) await context.undo.record(instance);
     const changed = outcomes.some((o) => o === 'created' || o === 'updated');
     return `firewall rule${rules.length > 1 ? 's' : ''} ${rules.map((r) => r.name).join(', ')}: ${rules.map((r) => r.purpose.replace(/^port /, '')).join(', ')} from ${sourceCidr} to tag ${tag}${changed ? '' : ' (already open)'}`;
   }
