@@ -111,22 +111,32 @@ WantedBy=multi-user.target
 `;
 }
 
-export function firewallOpenrcScript(): string {
+/** An OpenRC service that runs one script at boot (the swarm ports', the published ports'). */
+export function bootOpenrcScript(service: { purpose: string; description: string; depend: string[]; starting: string; exec: string }): string {
   return `#!/sbin/openrc-run
-# Written by tmachine: puts the swarm's firewall rules back after a reboot.
-description="tmachine: open the ports a Docker swarm needs"
+# Written by tmachine: ${service.purpose}
+description="${service.description}"
 
 depend() {
-	after iptables ip6tables
-	before docker
+${service.depend.map((line) => `\t${line}`).join('\n')}
 }
 
 start() {
-	ebegin "Opening the swarm ports"
-	${FIREWALL_SCRIPT_PATH}
+	ebegin "${service.starting}"
+	${service.exec}
 	eend $?
 }
 `;
+}
+
+export function firewallOpenrcScript(): string {
+  return bootOpenrcScript({
+    purpose: "puts the swarm's firewall rules back after a reboot.",
+    description: 'tmachine: open the ports a Docker swarm needs',
+    depend: ['after iptables ip6tables', 'before docker'],
+    starting: 'Opening the swarm ports',
+    exec: FIREWALL_SCRIPT_PATH,
+  });
 }
 
 function persistenceFiles(context: FirewallContext): RemoteFile[] {

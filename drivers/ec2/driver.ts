@@ -22,6 +22,7 @@ import {
   GetConsoleOutputCommand,
   ImportKeyPairCommand,
   RebootInstancesCommand,
+  RevokeSecurityGroupIngressCommand,
   RunInstancesCommand,
   StartInstancesCommand,
   StopInstancesCommand,
@@ -47,13 +48,14 @@ import {
   type DriverImplementation,
   type HostAddresses,
   type HostState,
+  type PortToOpen,
   type ResourceEntry,
   type SshTarget,
 } from '../kit/index.js';
 import { errorCode, openApi, resolveRegion, type Ec2Api } from './api.js';
 import { hostKeysFromConsole } from './console.js';
 import { DEFAULT_IMAGE_PARAMETER_PREFIX, DEFAULT_SSH_USER, type Ec2Options, type Ec2State } from './definition.js';
-import { desiredRules, missingRules, toPermissions } from './firewall.js';
+import { desiredRules, missingRules, publishedPortRules, replacedRules, toPermissions, type Rule } from './firewall.js';
 
 type Ec2Context = DriverContext<Ec2Options, Ec2State>;
 
@@ -307,26 +309,62 @@ async function ensureSecurityGroup(api: Ec2Api, contexts: Ec2Context[], vpcId: s
   }
 
   const desired = desiredRules(lead.options.sourceCidrs, lead.options.openPorts, lead.cluster);
-  const missing = missingRules(desired, group.IpPermissions ?? [], groupId);
-  if (missing.length > 0) {
-    try {
-      await api.call('AuthorizeSecurityGroupIngress', () => api.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(missing, groupId) })));
-    } catch (error) {
-      if (errorCode(error) !== 'InvalidPermission.Duplicate') throw error;
-      // A parallel create added some of them: add the rest one by one.
-      for (const rule of missing) {
-        await api
-          .call('AuthorizeSecurityGroupIngress', () => api.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions([rule], groupId) })))
-          .catch((e: unknown) => {
-            if (errorCode(e) !== 'InvalidPermission.Duplicate') throw e;
-          });
-      }
-    }
-  }
+  await authorize(api, groupId, missingRules(desired, group.IpPermissions ?? [], groupId));
   if (lead.options.sourceCidrs.includes('0.0.0.0/0')) {
     lead.note(`security group ${name}: SSH (22) and the engine (2376) are open to 0.0.0.0/0; SSH takes only the machine's key and the engine only tmachine's client certificate (narrow with --ec2-source-cidr)`);
   }
   return groupId;
+}
+
+/** Adds the rules; one a parallel command added already (InvalidPermission.Duplicate) counts as added. */
+async function authorize(api: Ec2Api, groupId: string, rules: Rule[]): Promise<void> {
+  if (rules.length === 0) return;
+  try {
+    await api.call('AuthorizeSecurityGroupIngress', () => api.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(rules, groupId) })));
+  } catch (error) {
+    if (errorCode(error) !== 'InvalidPermission.Duplicate') throw error;
+    // A parallel command added some of them: add the rest one by one.
+    for (const rule of rules) {
+      await api
+        .call('AuthorizeSecurityGroupIngress', () => api.ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions([rule], groupId) })))
+        .catch((e: unknown) => {
+          if (errorCode(e) !== 'InvalidPermission.Duplicate') throw e;
+        });
+    }
+  }
+}
+
+/**
+ * A stack's published ports in the machine's group (the cluster's, shared by its members),
+ * from `cidr` only: rules `--open-ports` added for those ports from another range are
+ * revoked, the missing ones added. The rules live in the group, which goes with the last
+ * machine that uses it, so there is nothing more to record.
+ */
+async function openPublishedPorts(api: Ec2Api, context: Ec2Context, ports: PortToOpen[], cidr: string): Promise<string | undefined> {
+  const groupId = context.state.securityGroupId;
+  if (!groupId) return undefined;
+  let group: SecurityGroup | undefined;
+  try {
+    group = (await api.call('DescribeSecurityGroups', () => api.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [groupId] })))).SecurityGroups?.[0];
+  } catch (error) {
+    if (errorCode(error) !== 'InvalidGroup.NotFound') throw error;
+  }
+  if (!group) throw new DriverError('not-found', `EC2 DescribeSecurityGroups: the security group ${groupId} of ${context.machineName} does not exist`, { hint: `recreate the machine: tmachine rm ${context.machineName}` });
+  const name = group.GroupName ?? groupId;
+  if (!isManaged(group)) throw new DriverError('already-exists', `security group ${name} (${groupId}) was not made by tmachine, and tmachine does not edit it`);
+  const wanted = publishedPortRules(ports, cidr);
+  const stale = replacedRules(wanted, group.IpPermissions ?? []);
+  if (stale.length > 0) {
+    // Already revoked (by a parallel command) is revoked: the answer lists it as unknown.
+    await api.call('RevokeSecurityGroupIngress', () => api.ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(stale, groupId) }))).catch((e: unknown) => {
+      if (errorCode(e) !== 'InvalidPermission.NotFound') throw e;
+    });
+  }
+  const missing = missingRules(wanted, group.IpPermissions ?? [], groupId);
+  await authorize(api, groupId, missing);
+  const list = [...new Set(ports.map((p) => `${p.port}/${p.protocol}`))].join(', ');
+  const changed = stale.length > 0 || missing.length > 0;
+  return `security group ${name} (${groupId}): ${list} from ${cidr}${changed ? '' : ' (already open)'}`;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -698,6 +736,10 @@ class Ec2Driver implements Driver {
   async sshTarget(): Promise<SshTarget> {
     const { public: host } = await this.addresses();
     return { host, port: 22, user: this.context.state.sshUser ?? this.context.options.sshUser ?? DEFAULT_SSH_USER };
+  }
+
+  openPorts(ports: PortToOpen[], sourceCidr: string): Promise<string | undefined> {
+    return withApi(this.context, (api) => openPublishedPorts(api, this.context, ports, sourceCidr));
   }
 
   async publishedHostKeys(): Promise<string[] | undefined> {

@@ -1,11 +1,12 @@
 /**
  * The security group's rules (SPEC §4): 22 and 2376 from the source ranges; the swarm ports
  * only from the group itself (every member carries it); ESP only when overlays are
- * encrypted; extra ports from the source ranges. Rules are compared one peer at a time, so
- * only the missing ones are added.
+ * encrypted; extra ports from the source ranges; a stack's published ports from the range
+ * `swarm deploy --open-ports` names. Rules are compared one peer at a time, so only the
+ * missing ones are added.
  */
 import type { IpPermission } from '@aws-sdk/client-ec2';
-import type { ClusterHints } from '../kit/index.js';
+import type { ClusterHints, PortToOpen } from '../kit/index.js';
 
 export interface Rule {
   /** "tcp", "udp", or an IP protocol number ("50" for ESP). */
@@ -19,6 +20,9 @@ export interface Rule {
 }
 
 export const DEFAULT_DATA_PATH_PORT = 4789;
+
+/** The description of every rule `swarm deploy --open-ports` adds: only those are ever revoked. */
+export const PUBLISHED_MARK = 'swarm deploy --open-ports';
 
 export function desiredRules(sourceCidrs: string[], openPorts: string[], cluster: ClusterHints | undefined): Rule[] {
   const rules: Rule[] = [];
@@ -40,6 +44,27 @@ export function desiredRules(sourceCidrs: string[], openPorts: string[], cluster
   return rules;
 }
 
+/** A stack's published ports, from one range (`swarm deploy --open-ports --source-cidr`). */
+export function publishedPortRules(ports: PortToOpen[], cidr: string): Rule[] {
+  return ports.map((p) => ({ protocol: p.protocol, fromPort: p.port, toPort: p.port, cidr, description: `${PUBLISHED_MARK} ${p.port}/${p.protocol}` }));
+}
+
+/**
+ * Rules `swarm deploy --open-ports` added before for the same ports from another range: the
+ * range given now replaces them (as in the host firewall). Rules of any other origin stay.
+ */
+export function replacedRules(wanted: Rule[], existing: IpPermission[]): Rule[] {
+  const stale: Rule[] = [];
+  for (const permission of existing) {
+    for (const range of [...(permission.IpRanges ?? []).map((r) => ({ cidr: r.CidrIp, description: r.Description })), ...(permission.Ipv6Ranges ?? []).map((r) => ({ cidr: r.CidrIpv6, description: r.Description }))]) {
+      if (!range.cidr || !range.description?.startsWith(PUBLISHED_MARK)) continue;
+      const same = wanted.some((w) => w.protocol === permission.IpProtocol && w.fromPort === permission.FromPort && w.toPort === permission.ToPort && w.cidr !== range.cidr);
+      if (same) stale.push({ protocol: permission.IpProtocol ?? '', fromPort: permission.FromPort!, toPort: permission.ToPort!, cidr: range.cidr, description: range.description });
+    }
+  }
+  return stale;
+}
+
 function key(rule: { protocol: string; fromPort?: number | undefined; toPort?: number | undefined; peer: string }): string {
   const ports = rule.protocol === 'tcp' || rule.protocol === 'udp' ? `${rule.fromPort}-${rule.toPort}` : '';
   return `${rule.protocol}/${ports}/${rule.peer}`;
@@ -52,6 +77,7 @@ export function missingRules(desired: Rule[], existing: IpPermission[], groupId:
     const protocol = permission.IpProtocol ?? '';
     const base = { protocol, fromPort: permission.FromPort, toPort: permission.ToPort };
     for (const range of permission.IpRanges ?? []) have.add(key({ ...base, peer: range.CidrIp ?? '' }));
+    for (const range of permission.Ipv6Ranges ?? []) have.add(key({ ...base, peer: range.CidrIpv6 ?? '' }));
     for (const pair of permission.UserIdGroupPairs ?? []) have.add(key({ ...base, peer: pair.GroupId ?? '' }));
   }
   const seen = new Set<string>();
@@ -67,6 +93,10 @@ export function toPermissions(rules: Rule[], groupId: string): IpPermission[] {
   return rules.map((rule) => ({
     IpProtocol: rule.protocol,
     ...(rule.fromPort !== undefined ? { FromPort: rule.fromPort, ToPort: rule.toPort } : {}),
-    ...(rule.self ? { UserIdGroupPairs: [{ GroupId: groupId, Description: rule.description }] } : { IpRanges: [{ CidrIp: rule.cidr, Description: rule.description }] }),
+    ...(rule.self
+      ? { UserIdGroupPairs: [{ GroupId: groupId, Description: rule.description }] }
+      : rule.cidr?.includes(':')
+        ? { Ipv6Ranges: [{ CidrIpv6: rule.cidr, Description: rule.description }] }
+        : { IpRanges: [{ CidrIp: rule.cidr, Description: rule.description }] }),
   }));
 }

@@ -12,12 +12,13 @@ import {
   type DriverImplementation,
   type HostAddresses,
   type HostState,
+  type PortToOpen,
   type ResourceEntry,
   type SshTarget,
 } from '../kit/index.js';
 import { call, openClients, type GceClients, type GoogleFailure, type Instance, type Operation } from './client.js';
 import type { GceOptions, GceState } from './definition.js';
-import { clusterTag, desiredRules, ensureRule, removeRuleIfUnused } from './firewall.js';
+import { clusterTag, desiredRules, ensureRule, publishedPortRuleNames, publishedPortRules, removeRuleIfUnused, type RuleOutcome, type RuleSpec } from './firewall.js';
 import { addressesOf, GCE_NAME, instanceBody, labelValue, resolveImage, type ResolvedImage } from './instance.js';
 import { waitOperation } from './operations.js';
 
@@ -74,23 +75,34 @@ async function ensureFirewall(clients: GceClients, contexts: Context[]): Promise
   });
   for (const rule of rules) {
     first.report(`firewall rule ${rule.name}`);
-    const record = async () => {
-      for (const context of contexts) {
-        await context.undo.record({ kind: 'firewall', id: rule.name, label: `firewall rule ${rule.name}`, shared: true, details: { project: clients.project, tag } });
-      }
-    };
-    let recorded = false;
-    const outcome = await ensureRule(clients, rule, async () => {
-      recorded = true;
-      await record();
-    }, first.signal);
-    // A rule tmachine made earlier is shared: this machine is one more user of it.
-    if (!recorded && (outcome === 'kept' || outcome === 'updated')) await record();
+    await ensureRecordedRule(clients, rule, contexts, tag);
   }
+  // Ports a stack of the cluster published before (swarm deploy --open-ports): the new
+  // members are users of those rules too, so the last machine to go removes them.
+  for (const name of await publishedPortRuleNames(clients, tag, first.signal)) await recordRule(clients, name, contexts, tag);
   if (!given?.length) {
     first.note(`gce: SSH (22) and the engine (2376) are open to ${DEFAULT_SOURCE_RANGE} (both need a key or a client certificate); restrict them with --gce-source-range`);
   }
   return tag;
+}
+
+/** Puts a (shared) firewall rule into the machines' undo logs. */
+async function recordRule(clients: GceClients, name: string, contexts: Context[], tag: string): Promise<void> {
+  for (const context of contexts) {
+    await context.undo.record({ kind: 'firewall', id: name, label: `firewall rule ${name}`, shared: true, details: { project: clients.project, tag } });
+  }
+}
+
+/** Makes the rule right and records it for every machine, the moment it exists. */
+async function ensureRecordedRule(clients: GceClients, rule: RuleSpec, contexts: Context[], tag: string): Promise<RuleOutcome> {
+  let recorded = false;
+  const outcome = await ensureRule(clients, rule, async () => {
+    recorded = true;
+    await recordRule(clients, rule.name, contexts, tag);
+  }, contexts[0]!.signal);
+  // A rule tmachine made earlier is shared: these machines are more users of it.
+  if (!recorded && (outcome === 'kept' || outcome === 'updated')) await recordRule(clients, rule.name, contexts, tag);
+  return outcome;
 }
 
 interface Placement {
@@ -344,6 +356,29 @@ class GceMachine implements Driver {
   async sshTarget(): Promise<SshTarget> {
     const host = sshHost(this.context.options, this.context.state) ?? (await this.addresses()).public;
     return { host, port: 22, user: this.context.options['gce-username'] };
+  }
+
+  /**
+   * A stack's published ports, one firewall rule each, from `sourceCidr` only, to the
+   * cluster's network tag; each rule is recorded (shared) in this machine's undo log, so the
+   * last machine of the cluster to go removes it. Every member calls this: after the first,
+   * the rules are right and the others only record them.
+   */
+  async openPorts(ports: PortToOpen[], sourceCidr: string): Promise<string | undefined> {
+    const context = this.context;
+    const clients = await this.clients();
+    const tag = context.state.targetTag ?? clusterTag(context.cluster?.name);
+    const rules = publishedPortRules({ tag, cluster: context.cluster?.name, network: context.options['gce-network'], ports, cidr: sourceCidr });
+    if (rules.length === 0) return undefined;
+    const outcomes: RuleOutcome[] = [];
+    for (const rule of rules) outcomes.push(await ensureRecordedRule(clients, rule, [context], tag));
+    // The log is undone newest first, and a rule goes only once no instance carries its tag:
+    // the instance, recorded before these rules, must stay the newest entry so it goes first.
+    const entries = context.undo.entries();
+    const instance = entries.find((e) => e.kind === 'instance');
+    if (instance && entries[entries.length - 1] !== instance) await context.undo.record(instance);
+    const changed = outcomes.some((o) => o === 'created' || o === 'updated');
+    return `firewall rule${rules.length > 1 ? 's' : ''} ${rules.map((r) => r.name).join(', ')}: ${rules.map((r) => r.purpose.replace(/^port /, '')).join(', ')} from ${sourceCidr} to tag ${tag}${changed ? '' : ' (already open)'}`;
   }
 
   /** The host keys the guest published under hostkeys/ (guest attributes), before the first SSH contact. */

@@ -1,11 +1,12 @@
 /**
  * The cluster's firewall rules (SPEC §4): SSH and the engine from the source ranges to the
  * cluster's network tag; the swarm ports from that tag to that tag only; ESP between members
- * only for encrypted overlays; extra ports when asked. A rule is created when missing, left
- * alone when right, and a rule tmachine did not make is never edited.
+ * only for encrypted overlays; extra ports when asked; a stack's published ports (`swarm
+ * deploy --open-ports`), one rule per port, from the one range given. A rule is created when
+ * missing, left alone when right, and a rule tmachine did not make is never edited.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { debug, DriverError, waitFor } from '../kit/index.js';
+import { debug, DriverError, waitFor, type PortToOpen } from '../kit/index.js';
 import { call, isNotFound, type Firewall, type GceClients } from './client.js';
 import { waitOperation } from './operations.js';
 
@@ -84,6 +85,41 @@ export function desiredRules(input: RuleInput): RuleSpec[] {
     rules.push({ ...base, name: `${input.tag}-open-${id}`, purpose: `ports ${input.openPorts.join(', ')}`, description: `${RULE_MARK}: ports ${input.openPorts.join(', ')} of ${of}`, sourceRanges: [...input.sourceRanges].sort(), allowed });
   }
   return rules;
+}
+
+/** The name of the rule that opens one published port: tmachine-<cluster>-port-8080-tcp (at most 63 characters). */
+export function publishedPortRuleName(tag: string, port: PortToOpen): string {
+  return `${tag}-port-${port.port}-${port.protocol}`;
+}
+
+/**
+ * One rule per published port, from `cidr` only, to the cluster's tag. A port opened before
+ * from another range gets this range instead (the rule is updated), as in the host firewall.
+ */
+export function publishedPortRules(input: { tag: string; cluster: string | undefined; network: string; ports: PortToOpen[]; cidr: string }): RuleSpec[] {
+  const of = input.cluster ? `cluster ${input.cluster}` : 'machines outside a cluster';
+  const unique = [...new Map(input.ports.map((p) => [`${p.port}/${p.protocol}`, p])).values()];
+  return unique.map((p) => ({
+    name: publishedPortRuleName(input.tag, p),
+    purpose: `port ${p.port}/${p.protocol}`,
+    description: `${RULE_MARK}: port ${p.port}/${p.protocol} a stack of ${of} publishes (swarm deploy --open-ports)`,
+    network: input.network,
+    targetTags: [input.tag],
+    sourceRanges: [input.cidr],
+    allowed: [{ IPProtocol: p.protocol, ports: [String(p.port)] }],
+  }));
+}
+
+/** The names of tmachine's published-port rules of a tag (a machine joining the cluster shares them). */
+export async function publishedPortRuleNames(clients: GceClients, tag: string, signal?: AbortSignal): Promise<string[]> {
+  const names: string[] = [];
+  await call('firewalls.list', clients, async () => {
+    names.length = 0;
+    for await (const rule of clients.firewalls.listAsync({ project: clients.project, filter: `name eq ${tag}-port-.*` })) {
+      if (rule.name && String(rule.description ?? '').startsWith(RULE_MARK)) names.push(rule.name);
+    }
+  }, signal);
+  return names.sort();
 }
 
 function shape(rule: { network?: string | null; targetTags?: string[] | null; sourceRanges?: string[] | null; sourceTags?: string[] | null; allowed?: Array<{ IPProtocol?: string | null; ports?: string[] | null }> | null; direction?: string | null; disabled?: boolean | null }): string {

@@ -74,6 +74,12 @@ export interface UndoLog {
   entries(): readonly ResourceEntry[];
 }
 
+/** A port a stack publishes, to open in a cloud firewall (`swarm deploy --open-ports`). */
+export interface PortToOpen {
+  port: number;
+  protocol: 'tcp' | 'udp';
+}
+
 /** What a cloud driver needs to know of the cluster to firewall it (SPEC §4). */
 export interface ClusterHints {
   name: string;
@@ -143,6 +149,17 @@ export interface Driver {
   publishedHostKeys?(): Promise<string[] | undefined>;
   /** A faster way than SFTP to put a file on the host (the engine's archive API). */
   putFile?(localPath: string, remotePath: string, options?: { mode?: number }): Promise<void>;
+  /**
+   * Opens `ports` in the machine's cloud firewall (EC2 security group, GCE firewall rules)
+   * from `sourceCidr` only (`swarm deploy --open-ports`). A port opened before from another
+   * range is then open from `sourceCidr` only, as in the host firewall. Idempotent: the same
+   * ports and range again change nothing, and tmachine calls it for every member of a
+   * cluster (members sharing one firewall find the ports open). Anything it creates goes into
+   * the undo log (shared, like the cluster's other rules). Returns one line saying what is
+   * open ("security group tmachine-prod (sg-1): 8080/tcp from 203.0.113.0/24"), or undefined
+   * when the machine has no cloud firewall of tmachine's.
+   */
+  openPorts?(ports: PortToOpen[], sourceCidr: string): Promise<string | undefined>;
 }
 
 /** Result of a driver's detection: can it work on this computer right now? */

@@ -5,6 +5,7 @@
  */
 import {
   AuthorizeSecurityGroupIngressCommand,
+  RevokeSecurityGroupIngressCommand,
   CreateSecurityGroupCommand,
   DeleteSecurityGroupCommand,
   DescribeInstancesCommand,
@@ -147,6 +148,19 @@ describe('fake EC2 through @aws-sdk/client-ec2', () => {
     expect(missingPeer.name).toBe('InvalidGroup.NotFound');
     const byTag = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag:tmachine:managed', Values: ['true'] }, { Name: 'group-name', Values: ['tm-contract'] }] }));
     expect(byTag.SecurityGroups?.map((g) => g.GroupId)).toEqual([groupId]);
+  });
+
+  it('revokes the rules that match; a rule the group does not have is no error, the answer names it as unknown', async () => {
+    const { GroupId: groupId } = await ec2.send(new CreateSecurityGroupCommand({ GroupName: 'tm-revoke', Description: 'revoke', VpcId: fake.vpcId }));
+    const rule = (cidr: string) => ({ IpProtocol: 'tcp', FromPort: 8080, ToPort: 8080, IpRanges: [{ CidrIp: cidr }] });
+    await ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [rule('198.51.100.0/24'), rule('203.0.113.0/24')] }));
+    const revoked = await ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [rule('198.51.100.0/24'), rule('192.0.2.0/24')] }));
+    expect(revoked.Return).toBe(true);
+    expect(revoked.UnknownIpPermissions?.map((p) => [p.IpProtocol, p.FromPort, p.IpRanges?.map((r) => r.CidrIp)])).toEqual([['tcp', 8080, ['192.0.2.0/24']]]);
+    const left = (await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [groupId!] }))).SecurityGroups?.[0]?.IpPermissions ?? [];
+    expect(left.map((p) => [p.FromPort, p.IpRanges?.map((r) => r.CidrIp)])).toEqual([[8080, ['203.0.113.0/24']]]);
+    const noGroup = await rejection(ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: 'sg-0000000000000dead', IpPermissions: [rule('203.0.113.0/24')] })));
+    expect(noGroup.name).toBe('InvalidGroup.NotFound');
   });
 
   it('launches MinCount=MaxCount=N in one reservation, honours ClientToken, and keeps instance state', async () => {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { hostKeysFromConsole, sha256Fingerprint } from '../../drivers/ec2/console.js';
 import { definition } from '../../drivers/ec2/definition.js';
-import { desiredRules, missingRules, toPermissions } from '../../drivers/ec2/firewall.js';
+import { desiredRules, missingRules, PUBLISHED_MARK, publishedPortRules, replacedRules, toPermissions } from '../../drivers/ec2/firewall.js';
 import { DriverError, parseOptions, resolveRawOptions } from '../../drivers/kit/index.js';
 import { generateKeyPair } from '../../src/ssh/keys.js';
 
@@ -67,6 +67,23 @@ describe('security group rules', () => {
     const existing = toPermissions(desired.slice(0, 3), 'sg-1');
     expect(missingRules(desired, existing, 'sg-1')).toEqual(desired.slice(3));
     expect(missingRules(desired, toPermissions(desired, 'sg-1'), 'sg-1')).toEqual([]);
+  });
+
+  it('published ports (swarm deploy --open-ports): from one range; a new range replaces only the rules --open-ports added for those ports', () => {
+    const before = [
+      ...toPermissions(desiredRules(['198.51.100.0/24'], ['8080'], undefined), 'sg-1'),
+      ...toPermissions(publishedPortRules([{ port: 8080, protocol: 'tcp' }, { port: 9090, protocol: 'udp' }], '198.51.100.0/24'), 'sg-1'),
+    ];
+    const wanted = publishedPortRules([{ port: 8080, protocol: 'tcp' }], '203.0.113.0/24');
+    expect(wanted).toEqual([{ protocol: 'tcp', fromPort: 8080, toPort: 8080, cidr: '203.0.113.0/24', description: `${PUBLISHED_MARK} 8080/tcp` }]);
+    // The --ec2-open-port rule and the other port stay; the old range of 8080 from --open-ports goes.
+    expect(replacedRules(wanted, before).map((r) => `${r.protocol}:${r.fromPort}:${r.cidr}`)).toEqual(['tcp:8080:198.51.100.0/24']);
+    expect(replacedRules(publishedPortRules([{ port: 8080, protocol: 'tcp' }], '198.51.100.0/24'), before)).toEqual([]);
+    expect(missingRules(wanted, before, 'sg-1')).toEqual(wanted);
+    // IPv6 ranges go out as Ipv6Ranges and are recognised there.
+    const v6 = publishedPortRules([{ port: 443, protocol: 'tcp' }], '2001:db8::/32');
+    expect(toPermissions(v6, 'sg-1')[0]).toMatchObject({ Ipv6Ranges: [{ CidrIpv6: '2001:db8::/32' }] });
+    expect(missingRules(v6, toPermissions(v6, 'sg-1'), 'sg-1')).toEqual([]);
   });
 });
 

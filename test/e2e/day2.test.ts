@@ -326,6 +326,17 @@ describeE2E('day-2 operations on real hosts', () => {
     ok(await s.cli(['swarm', 'rm', 'ports']));
   });
 
+  it('the rules --open-ports added are back after a host restart (saved on the host, restored once the engine is up)', async () => {
+    const rules = await onHost(w(1), 'sudo -n iptables -w -S TMACHINE-PORTS');
+    expect(rules).toMatch(/--ctorigdstport 8090 --ctdir ORIGINAL -j RETURN/);
+    expect(await onHost(w(1), 'systemctl is-enabled tmachine-ports.service')).toBe('enabled');
+    ok(await s.cli(['restart', w(1)]));
+    await eventually(`${w(1)} back with its engine`, async () => ((await s.cli(['ssh', w(1), '--', 'systemctl is-active docker tmachine-ports.service'])).stdout.trim() === 'active\nactive' ? true : undefined), 240_000);
+    expect(await onHost(w(1), 'sudo -n iptables -w -S TMACHINE-PORTS')).toBe(rules);
+    for (const chain of ['DOCKER-USER', 'INPUT']) expect(await onHost(w(1), `sudo -n iptables -w -S ${chain} | grep -c -e '-j TMACHINE-PORTS'`)).toBe('1');
+    await eventually(`${w(1)} Ready again`, async () => ((await status()).nodes.find((n) => n.machine === w(1))?.status === 'ready' ? true : undefined), 240_000);
+  });
+
   it('backup of the 3-manager swarm holding a service, an overlay network and a secret; every host removed; restore onto a fresh host brings all three back', async () => {
     ok(await s.cli(['swarm', 'deploy', '-c', stackFile('kept', idleStack('svc', 1)), 'kept']));
     await onHost(m(1), 'head -c 24 /dev/urandom | base64 | docker secret create day2secret - >/dev/null && docker network create -d overlay --attachable day2net >/dev/null');

@@ -6,11 +6,12 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureCloudHostImage } from '../support/cloud-host.js';
 import { repoRoot } from '../support/cli.js';
-import { CACHE_DIR, describeE2E, eventually, labSession, ok, prepareLab, type Lab } from '../support/lab.js';
+import { busyboxImageTarball, CACHE_DIR, describeE2E, eventually, labSession, ok, prepareLab, type Lab } from '../support/lab.js';
 import { cloudHostBackend } from '../fakes/ec2/cloud-backend.js';
 import { FakeEc2, type FakeSecurityGroup } from '../fakes/ec2/server.js';
 import { isolatedAwsEnv } from '../support/aws-env.js';
@@ -152,6 +153,51 @@ describeE2E('ec2 driver against the fake EC2 endpoint (instances are real hosts)
     // One group for the cluster, shared by its three instances.
     const clusterGroup = [...fake.groups.values()].find((g) => g.groupName === `tmachine-${prefix}`)!;
     expect(fake.liveInstances().filter((i) => i.groupIds.includes(clusterGroup.groupId))).toHaveLength(3);
+  });
+
+  it('swarm deploy --open-ports opens the published port in the cluster group from --source-cidr only; again adds nothing; another range replaces it; the swarm ports stay between members', async () => {
+    const { tarball } = await busyboxImageTarball(lab);
+    ok(await cli(['swarm', 'load', tarball, '--cluster', prefix]));
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tm-ec2-stack-')), 'web.yml');
+    fs.writeFileSync(file, 'version: "3.8"\nservices:\n  web:\n    image: tmachine/busybox:test\n    command: ["sleep", "100000"]\n    ports: ["8080:80"]\n');
+    const deploy = (cidr: string) => cli(['swarm', 'deploy', '-c', file, 'web', '--cluster', prefix, '--open-ports', '--source-cidr', cidr]);
+    const group = () => [...fake.groups.values()].find((g) => g.groupName === `tmachine-${prefix}`)!;
+    const rules = () => group().ingress.map((r) => `${r.protocol} ${r.fromPort ?? ''}-${r.toPort ?? ''} ${r.cidr ?? (r.groupId === group().groupId ? 'self' : r.groupId)}`).sort();
+    const before = rules();
+    expect(before.filter((r) => r.includes('8080'))).toEqual([]);
+    try {
+      const opened = ok(await deploy('198.51.100.0/24'));
+      expect(opened.stderr).toMatch(new RegExp(`^cloud firewall: security group tmachine-${prefix} \\(${group().groupId}\\): 8080/tcp from 198\\.51\\.100\\.0/24$`, 'm'));
+      expect(opened.stderr).not.toMatch(/Warning: port 8080/);
+      expect(rules()).toEqual([...before, 'tcp 8080-8080 198.51.100.0/24'].sort());
+      // The host firewall of every member has the port from that range too.
+      for (const member of [`${prefix}-manager-1`, `${prefix}-worker-1`, `${prefix}-worker-2`]) {
+        expect(ok(await cli(['ssh', member, '--', 'sudo -n iptables -w -S TMACHINE-PORTS'])).stdout).toContain('-A TMACHINE-PORTS -s 198.51.100.0/24 -p tcp -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL -j RETURN');
+      }
+
+      // The same deploy again: the rule holds, nothing is added.
+      const authorized = fake.callsOf('AuthorizeSecurityGroupIngress').length;
+      const again = ok(await deploy('198.51.100.0/24'));
+      expect(again.stderr).toMatch(/^cloud firewall: security group \S+ \(sg-[0-9a-f]+\): 8080\/tcp from 198\.51\.100\.0\/24 \(already open\)$/m);
+      expect(fake.callsOf('AuthorizeSecurityGroupIngress').length).toBe(authorized);
+      expect(rules()).toEqual([...before, 'tcp 8080-8080 198.51.100.0/24'].sort());
+
+      // Another range replaces the first, as in the host firewall.
+      ok(await deploy('203.0.113.0/24'));
+      expect(rules()).toEqual([...before, 'tcp 8080-8080 203.0.113.0/24'].sort());
+      expect(fake.callsOf('RevokeSecurityGroupIngress').filter((c) => !c.error)).toHaveLength(1);
+
+      // 2377, 7946 and 4789 are open from the group itself and from nowhere else.
+      const swarmPorts = [2377, 7946, 4789];
+      const covers = (r: { fromPort?: number; toPort?: number }, port: number) => r.fromPort === undefined || (r.fromPort <= port && port <= (r.toPort ?? r.fromPort));
+      for (const port of swarmPorts) {
+        const open = group().ingress.filter((r) => covers(r, port));
+        expect(open.length, `rules covering ${port}`).toBeGreaterThan(0);
+        expect(open.every((r) => r.groupId === group().groupId && r.cidr === undefined), `${port}: ${JSON.stringify(open)}`).toBe(true);
+      }
+    } finally {
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    }
   });
 
   it('rm -y of every machine leaves no instance, key pair or group that tmachine made; the user group is unchanged', async () => {

@@ -205,6 +205,49 @@ networks:
     expect(placed).toContain(`app_srv.1 ${workerA}`);
     expect(placed).toContain(`app_cli.1 ${workerB}`);
 
+    // swarm deploy --open-ports: one rule for the published port, from that range only, to the cluster's tag.
+    const webFile = path.join(os.tmpdir(), `gce-web-${runId}.yml`);
+    fs.writeFileSync(webFile, 'version: "3.8"\nservices:\n  web:\n    image: tmachine/busybox:test\n    command: ["sleep", "100000"]\n    ports: ["8080:80"]\n');
+    const deployWeb = (cidr: string) => cli(['swarm', 'deploy', '-c', webFile, 'web', '--cluster', cluster, '--open-ports', '--source-cidr', cidr]);
+    const portRule = `tmachine-${cluster}-port-8080-tcp`;
+    const firewalls = () => Object.fromEntries(fake.listFirewalls('p').map((r) => [String(r['name']), r]));
+    const baseRules = JSON.stringify([rules[`tmachine-${cluster}-ssh-engine`], rules[`tmachine-${cluster}-swarm`]]);
+    const firewallWrites = () => fake.calls.filter((c) => /\/global\/firewalls(\/|$)/.test(c.path) && c.method !== 'GET').length;
+    try {
+      const opened = ok(await deployWeb('198.51.100.0/24'));
+      expect(opened.stderr).toMatch(new RegExp(`^cloud firewall: firewall rule ${portRule}: 8080/tcp from 198\\.51\\.100\\.0/24 to tag tmachine-${cluster}$`, 'm'));
+      expect(Object.keys(firewalls()).sort()).toEqual([portRule, `tmachine-${cluster}-ssh-engine`, `tmachine-${cluster}-swarm`]);
+      expect(firewalls()[portRule]).toMatchObject({ direction: 'INGRESS', sourceRanges: ['198.51.100.0/24'], targetTags: [`tmachine-${cluster}`], allowed: [{ IPProtocol: 'tcp', ports: ['8080'] }] });
+      expect(firewalls()[portRule]).not.toHaveProperty('sourceTags');
+      // Every member's undo log names the rule, so the last of them to go removes it.
+      for (const member of [manager, workerA, workerB]) {
+        const resources = (JSON.parse(fs.readFileSync(path.join(s.store, 'machines', member, 'config.json'), 'utf8')) as { driver: { resources: Array<{ kind: string; id: string; shared?: boolean }> } }).driver.resources;
+        expect(resources).toContainEqual(expect.objectContaining({ kind: 'firewall', id: portRule, shared: true }));
+      }
+      expect(await onManager('sudo -n iptables -w -S TMACHINE-PORTS')).toContain('-A TMACHINE-PORTS -s 198.51.100.0/24 -p tcp -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL -j RETURN');
+
+      // Again: the rule is right, so no insert and no patch.
+      const writes = firewallWrites();
+      const again = ok(await deployWeb('198.51.100.0/24'));
+      expect(again.stderr).toMatch(/^cloud firewall: firewall rule \S+: 8080\/tcp from 198\.51\.100\.0\/24 to tag \S+ \(already open\)$/m);
+      expect(firewallWrites()).toBe(writes);
+      expect(Object.keys(firewalls())).toHaveLength(3);
+
+      // Another range replaces the first (the rule is patched), as in the host firewall.
+      ok(await deployWeb('203.0.113.0/24'));
+      expect(firewalls()[portRule]).toMatchObject({ sourceRanges: ['203.0.113.0/24'], allowed: [{ IPProtocol: 'tcp', ports: ['8080'] }] });
+      expect(fake.callsTo('PATCH', new RegExp(`/global/firewalls/${portRule}$`))).toHaveLength(1);
+
+      // The swarm ports are still open between members only: the base rules are unchanged, and no other rule allows 2377, 7946 or 4789.
+      const now = firewalls();
+      expect(JSON.stringify([now[`tmachine-${cluster}-ssh-engine`], now[`tmachine-${cluster}-swarm`]])).toBe(baseRules);
+      const allowsSwarmPort = (r: Record<string, unknown>) =>
+        ((r['allowed'] as Array<{ ports?: string[] }>) ?? []).some((a) => !a.ports?.length || a.ports.some((p) => ['2377', '7946', '4789'].includes(p)));
+      expect(Object.values(now).filter(allowsSwarmPort).map((r) => r['name'])).toEqual([`tmachine-${cluster}-swarm`]);
+    } finally {
+      fs.rmSync(webFile, { force: true });
+    }
+
     // rm -y of every machine: no instance and no firewall rule left.
     ok(await cli(['rm', '-y', manager, workerA, workerB]));
     await fake.settle();

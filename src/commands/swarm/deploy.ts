@@ -11,7 +11,7 @@ export default class SwarmDeploy extends BaseCommand {
     cluster: Flags.string({ description: 'Cluster name (default: the only one)' }),
     'with-registry-auth': Flags.boolean({ description: 'Send registry credentials to the agents' }),
     prune: Flags.boolean({ description: 'Remove services no longer in the file' }),
-    'open-ports': Flags.boolean({ description: "Open the stack's published ports in the host firewall (from --source-cidr only)" }),
+    'open-ports': Flags.boolean({ description: "Open the stack's published ports in the host firewall and the cloud firewall (ec2, gce) from --source-cidr only" }),
     'source-cidr': Flags.string({ description: 'Who may reach the published ports (with --open-ports), e.g. 203.0.113.0/24' }),
   };
 

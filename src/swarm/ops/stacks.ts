@@ -9,8 +9,8 @@ import { shellQuote } from '../../../provision/os.js';
 import { requireCluster, stacksDir, updateCluster } from '../cluster-record.js';
 import { stackMtuWarnings } from '../mtu.js';
 import { checkBindSources, stackBinds } from './bind-check.js';
-import { checkCidr, openPublishedPorts, publishedPorts } from './ports.js';
-import { warn } from '../../ui/log.js';
+import { checkCidr, openCloudPorts, openPublishedPorts, publishedPorts } from './ports.js';
+import { info, warn } from '../../ui/log.js';
 import { onManager, openCluster } from './cluster.js';
 import { imageRegistry, registryLogin, withRegistryLogins, type RegistryLogin } from './registry.js';
 import { parse as parseYaml } from 'yaml';
@@ -33,7 +33,7 @@ export function stackImages(doc: unknown): string[] {
 
 export interface DeployOptions {
   withRegistryAuth?: boolean;
-  /** Open the stack's published ports in the host firewall, from sourceCidr only. */
+  /** Open the stack's published ports in the host and the cloud firewall, from sourceCidr only. */
   openPorts?: boolean;
   sourceCidr?: string;
   prune?: boolean;
@@ -56,6 +56,7 @@ export async function deployStack(store: Store, file: string, stack: string, clu
     if (!options.sourceCidr) throw new TmachineError('--open-ports needs --source-cidr', { hint: 'name who may reach the ports, for example --source-cidr 203.0.113.0/24' });
     checkCidr(options.sourceCidr);
     await openPublishedPorts(store, open.members, ports, options.sourceCidr);
+    for (const line of await openCloudPorts(store, open.members, ports, options.sourceCidr)) info(`cloud firewall: ${line}`);
   } else {
     for (const p of ports) warn(`port ${p.port}/${p.protocol} of service ${p.service} is published but tmachine did not open it in the host or cloud firewall (pass --open-ports --source-cidr CIDR)`);
   }

@@ -649,6 +649,37 @@ export class FakeEc2 {
       };
     },
 
+    /**
+     * As EC2 answers for VPC groups: the rules that match are revoked; rules the group does
+     * not have are no error, the answer lists them in unknownIpPermissionSet.
+     */
+    RevokeSecurityGroupIngress: (p) => {
+      const group = this.groupFrom(p);
+      const permissions = treeList(p, 'IpPermissions');
+      if (permissions.length === 0) throw new ApiError(400, 'MissingParameter', 'No inbound rule given: the request must contain IpPermissions');
+      const rules = permissions.flatMap((permission) => this.rulesOf(permission));
+      const unknown: IngressRule[] = [];
+      for (const rule of rules) {
+        const index = group.ingress.findIndex((r) => r.protocol === rule.protocol && r.fromPort === rule.fromPort && r.toPort === rule.toPort && r.cidr === rule.cidr && r.groupId === rule.groupId);
+        if (index < 0) unknown.push(rule);
+        else group.ingress.splice(index, 1);
+      }
+      return {
+        return: true,
+        ...(unknown.length > 0
+          ? {
+              unknownIpPermissionSet: unknown.map((r) => ({
+                ipProtocol: r.protocol,
+                fromPort: r.fromPort,
+                toPort: r.toPort,
+                groups: r.groupId ? [{ groupId: r.groupId, userId: FAKE_ACCOUNT }] : [],
+                ipRanges: r.cidr ? [{ cidrIp: r.cidr }] : [],
+              })),
+            }
+          : {}),
+      };
+    },
+
     DeleteSecurityGroup: (p) => {
       const group = this.groupFrom(p);
       if (group.groupName === 'default') throw new ApiError(400, 'CannotDelete', `the specified group: "${group.groupId}" name: "default" cannot be deleted by a user`);
