@@ -69,11 +69,13 @@ class VirtualBoxDriver implements Driver {
     return this.vboxManage;
   }
 
+  /** The VM's UUID, or its name for a VM tmachine did not make (imported from Docker Machine): VBoxManage takes either. */
   private vm(): string {
-    if (!this.saved.uuid) {
+    const vm = this.saved.uuid ?? this.saved.vmName;
+    if (!vm) {
       throw new DriverError('not-found', `machine "${this.context.machineName}" has no VirtualBox VM recorded`, { hint: `remove it with \`tmachine rm -f ${this.context.machineName}\`` });
     }
-    return this.saved.uuid;
+    return vm;
   }
 
   async preCreateCheck(): Promise<void> {

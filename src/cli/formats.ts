@@ -127,11 +127,15 @@ export function dockerMachineJson(value: unknown): string {
   return JSON.stringify(value, null, 4);
 }
 
+/** `ls`'s DOCKER: "v20.10.24" as Docker Machine printed it, "Unknown" when the engine did not answer. */
+export function dockerMachineVersion(engineVersion: string): string {
+  return engineVersion ? `v${engineVersion}` : 'Unknown';
+}
+
 /**
- * A row of `ls` for `--format`: Docker Machine's HostListItem fields. State and
- * DockerVersion keep tmachine's spelling ("running", "20.10.24"), which tmachine's
- * scripts and tests already read; Docker Machine printed "Running" and "v20.10.24"
- * (see the report of issue 18: switching is one line each here).
+ * A row of `ls` for `--format`: Docker Machine's HostListItem fields, State and DockerVersion
+ * spelled as Docker Machine printed them ("Running", "v20.10.24"); `ls --json` keeps
+ * tmachine's own spelling ("running", "20.10.24").
  */
 export function lsItem(status: MachineStatus, record: MachineRecord | undefined): Record<string, unknown> {
   return {
@@ -140,14 +144,14 @@ export function lsItem(status: MachineStatus, record: MachineRecord | undefined)
     ActiveHost: status.active,
     ActiveSwarm: false,
     DriverName: status.driver,
-    State: status.state,
+    State: dockerMachineState(status.state),
     URL: status.url,
     Swarm: status.swarm,
     SwarmOptions: null,
     EngineOptions: record
       ? { Labels: keyValuePairs(record.engine.labels), InsecureRegistry: record.engine.insecureRegistries, RegistryMirror: record.engine.registryMirrors, ArbitraryFlags: record.engine.opts, Env: record.engine.env }
       : null,
-    DockerVersion: status.engineVersion,
+    DockerVersion: dockerMachineVersion(status.engineVersion),
     Error: status.error,
     ResponseTime: 0,
     Labels: goMap(Object.fromEntries((record?.engine.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))),

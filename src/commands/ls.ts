@@ -5,7 +5,7 @@ import { BaseCommand } from '../base-command.js';
 import { TmachineError } from '../errors.js';
 import type { EngineTls } from '../engine/client.js';
 import type { MachineStatus } from '../machine/status.js';
-import { dockerMachineState, lsItem } from '../cli/formats.js';
+import { dockerMachineState, dockerMachineVersion, lsItem } from '../cli/formats.js';
 import { renderGoTemplate } from '../cli/go-template.js';
 import { machineTls } from '../cli/machine-tls.js';
 import { table } from '../ui/table.js';
@@ -94,7 +94,7 @@ export default class Ls extends BaseCommand {
     this.print(
       table(
         ['NAME', 'ACTIVE', 'DRIVER', 'STATE', 'URL', 'SWARM', 'DOCKER', 'ERRORS'],
-        rows.map(({ status: s }) => [s.name, s.active ? '*' : '-', s.driver, s.state, s.url, s.swarm, s.engineVersion, s.error]),
+        rows.map(({ status: s }) => [s.name, s.active ? '*' : '-', s.driver, dockerMachineState(s.state), s.url, s.swarm, dockerMachineVersion(s.engineVersion), s.error]),
       ),
     );
   }

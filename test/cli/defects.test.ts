@@ -141,7 +141,7 @@ describe('defect 8: a corrupt record does not break ls for the others', () => {
     expect(ls.code, ls.stderr).toBe(0);
     const lines = ls.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^NAME\s+ACTIVE\s+DRIVER\s+STATE\s+URL\s+SWARM\s+DOCKER\s+ERRORS$/);
-    expect(lines.find((l) => l.startsWith('broken '))).toMatch(/ error .*config\.json is not valid JSON/);
+    expect(lines.find((l) => l.startsWith('broken '))).toMatch(/ Error .*config\.json is not valid JSON/);
     expect(lines.some((l) => l.startsWith('good1 '))).toBe(true);
     expect(lines.some((l) => l.startsWith('good2 '))).toBe(true);
     const quiet = await runCli(['ls', '-q'], { store: s2.path });

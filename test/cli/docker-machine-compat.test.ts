@@ -125,7 +125,7 @@ describe('Docker Machine formats, flags and templates (no host)', () => {
     expect((await cli(['ls', '-q', '--filter', 'driver=docker'])).stdout.trim()).toBe('');
     // Nothing listens on port 1: the generic driver reports these hosts as not running.
     const states = await cli(['ls', '--timeout', '5', '--format', '{{.Name}}={{.State}}']);
-    expect(states.stdout.trim().split('\n').every((l) => /^(db1|web1)=(error|stopped|timeout|not-found)$/.test(l)), states.stdout).toBe(true);
+    expect(states.stdout.trim().split('\n').every((l) => /^(db1|web1)=(Error|Stopped|Timeout)$/.test(l)), states.stdout).toBe(true);
     expect((await cli(['ls', '-q', '--timeout', '5', '--filter', 'state=Running'])).stdout.trim()).toBe('');
     const bad = await cli(['ls', '--filter', 'colour=red']);
     expect(bad.stderr).toMatch(/unknown filter "colour=red" \(use driver=, state=, name=, label= or swarm=\)/);

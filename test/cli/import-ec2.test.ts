@@ -7,10 +7,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEBIAN_12_AMD64, FakeEc2 } from '../fakes/ec2/server.js';
+import { FakeEc2 } from '../fakes/ec2/server.js';
 import { isolatedAwsEnv } from '../support/aws-env.js';
+import { launchEc2Instance } from '../support/cloud-fakes.js';
 import { runCli, tempStore } from '../support/cli.js';
 import { treeChecksum, writeDockerMachineMachine } from '../support/docker-machine-store.js';
 
@@ -29,10 +29,7 @@ describe('import of a Docker Machine amazonec2 machine (fake EC2)', () => {
 
   beforeAll(async () => {
     fake = await FakeEc2.start();
-    const ec2 = new EC2Client({ endpoint: fake.url, region: 'us-east-1', credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY } });
-    const launched = await ec2.send(new RunInstancesCommand({ ImageId: DEBIAN_12_AMD64.imageId, InstanceType: 't3.small', MinCount: 1, MaxCount: 1 }));
-    instanceId = launched.Instances![0]!.InstanceId!;
-    ec2.destroy();
+    instanceId = await launchEc2Instance(fake, { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY });
     // The address is 127.0.0.x so that nothing the test does leaves this machine.
     writeDockerMachineMachine(
       dm,

@@ -7,7 +7,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FirewallsClient, InstancesClient, ZoneOperationsClient } from '@google-cloud/compute';
-import { OAuth2Client } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { call, googleFailure, openClients, toDriverError, type GceClients } from '../../drivers/gce/client.js';
 import { clusterTag, desiredRules, ensureRule, removeRuleIfUnused } from '../../drivers/gce/firewall.js';
@@ -17,6 +16,7 @@ import { optionsSchema } from '../../drivers/gce/definition.js';
 import { GceFake } from '../fakes/gce/server.js';
 import { STUB_HOST_KEYS, stubBackend, type StubBackend } from '../fakes/gce/stub-backend.js';
 import { runCli, tempStore } from '../support/cli.js';
+import { gceSdkOptions } from '../support/cloud-fakes.js';
 
 const ZONE = 'europe-west1-b';
 const IMAGE = 'https://www.googleapis.com/compute/v1/projects/debian-cloud/global/images/debian-12-bookworm-v20261110';
@@ -33,11 +33,7 @@ afterAll(async () => {
   await fake.stop();
 });
 
-function sdkOptions() {
-  const authClient = new OAuth2Client();
-  authClient.setCredentials({ access_token: 'test', expiry_date: Date.now() + 3_600_000 });
-  return { apiEndpoint: '127.0.0.1', port: fake.port, protocol: 'http', fallback: true, authClient };
-}
+const sdkOptions = () => gceSdkOptions(fake);
 
 const options = optionsSchema.parse({
   'gce-project': 'p', 'gce-zone': ZONE, 'gce-machine-type': ['e2-medium'], 'gce-image': 'projects/debian-cloud/global/images/family/debian-12', 'gce-disk-size': 10, 'gce-disk-type': 'pd-balanced',

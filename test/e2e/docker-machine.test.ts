@@ -9,9 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { repoRoot } from '../support/cli.js';
 import { describeE2E, labSession, ok, prepareLab, type Lab } from '../support/lab.js';
-import { treeChecksum, writeDockerMachineMachine } from '../support/docker-machine-store.js';
+import { treeChecksum, writeDockerMachineCopy, writeDockerMachineMachine } from '../support/docker-machine-store.js';
 
 describeE2E('Docker Machine users on real hosts', () => {
   let lab: Lab;
@@ -29,8 +28,6 @@ describeE2E('Docker Machine users on real hosts', () => {
 
   beforeAll(async () => {
     lab = await prepareLab();
-    // `tmachine` as a shell function, so commands run exactly as a user types them.
-    fs.writeFileSync(path.join(work, 'tmachine.sh'), `tmachine() { "${process.execPath}" "${path.join(repoRoot, 'bin', 'run.js')}" "$@"; }\n`);
   });
   afterAll(async () => {
     if (lab) {
@@ -41,21 +38,12 @@ describeE2E('Docker Machine users on real hosts', () => {
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  /** bash -c SCRIPT against session `session`'s store, with `tmachine` defined. */
-  const shell = (session: typeof s, script: string, env: NodeJS.ProcessEnv = {}) =>
-    execFileSync('bash', ['-c', `set -euo pipefail; source ${path.join(work, 'tmachine.sh')}\n${script}`], {
-      encoding: 'utf8',
-      env: { ...process.env, TMACHINE_STORAGE_PATH: session.store, TMACHINE_CACHE_PATH: process.env['TMACHINE_CACHE_PATH'] ?? '/var/tmp/tmachine-cache', TMACHINE_DOCKER_NETWORK: session.network, ...env },
-      timeout: 300_000,
-    });
-
   it("the course notes' walkthrough: three machines, swarm init and joins through ssh, docker node ls through env", async () => {
     // One create, three names, Docker Machine's flag syntax with the name last.
     ok(
       await s.cli(['create', '-d', 'docker', '--docker-subnet', subnet(0), '--engine-bundle', lab.bundlePath, '--engine-label', 'course=notes', manager1, worker1, worker2]),
     );
-    const out = shell(
-      s,
+    const out = s.shell(
       `
 tmachine ssh ${manager1} "sudo docker swarm init --advertise-addr $(tmachine ip ${manager1})" >/dev/null
 TOKEN=$(tmachine ssh ${manager1} "sudo docker swarm join-token worker -q")
@@ -76,7 +64,7 @@ echo "config: $(eval "docker $(tmachine config ${manager1} | tr '\\n' ' ') info 
     expect(ok(await s.cli(['inspect', '--format', '{{.Driver.IPAddress}}', manager1])).stdout.trim()).toBe(ok(await s.cli(['ip', manager1])).stdout.trim());
     const ls = ok(await s.cli(['ls', '--filter', 'label=course=notes', '--format', '{{.Name}} {{.State}} {{.DockerVersion}}'])).stdout.trim().split('\n');
     expect(ls).toHaveLength(3);
-    for (const line of ls) expect(line).toContain(` running ${lab.bundleVersion}`);
+    for (const line of ls) expect(line).toContain(` Running v${lab.bundleVersion}`);
   });
 
   it('a context exported with tmachine context --export reaches the engine after docker context import into an empty DOCKER_CONFIG', async () => {
@@ -98,33 +86,21 @@ echo "config: $(eval "docker $(tmachine config ${manager1} | tr '\\n' ' ') info 
   it('imports a Docker Machine 0.16 store: the generic machine works (ssh, env + docker info, ls), the store is unchanged', async () => {
     // The host: a real test host with an engine, made by tmachine in another store.
     ok(await other.cli(['create', '-d', 'docker', '--docker-subnet', subnet(1), '--engine-bundle', lab.bundlePath, legacy]));
-    const src = JSON.parse(fs.readFileSync(path.join(other.store, 'machines', legacy, 'config.json'), 'utf8')) as {
-      ssh: { user: string; host: string; port: number; keyPath: string };
-      addresses: { public: string };
-    };
-    const srcDir = path.join(other.store, 'machines', legacy);
     const dm = path.join(work, 'docker-machine-store');
-    const read = (f: string) => fs.readFileSync(path.join(srcDir, f));
-    writeDockerMachineMachine(
-      dm,
-      legacy,
-      'generic',
-      { IPAddress: src.addresses.public, SSHUser: src.ssh.user, SSHPort: src.ssh.port, EnginePort: 2376, SSHKey: '' },
-      { id_rsa: read(src.ssh.keyPath), 'ca.pem': read('ca.pem'), 'cert.pem': read('cert.pem'), 'key.pem': read('key.pem'), 'server.pem': read('server.pem'), 'server-key.pem': read('server-key.pem') },
-    );
+    const src = writeDockerMachineCopy(dm, other.store, legacy);
     // A DigitalOcean machine: a driver tmachine does not have (one line, skipped).
     writeDockerMachineMachine(dm, 'do-legacy', 'digitalocean', { IPAddress: '127.0.0.3' }, { id_rsa: 'k' });
     const before = treeChecksum(dm);
 
     const imported = ok(await s.cli(['import'], { env: { MACHINE_STORAGE_PATH: dm } }));
-    expect(imported.stderr).toMatch(new RegExp(`imported ${legacy} \\(generic, ${src.addresses.public.replace(/\./g, '\\.')}\\)`));
+    expect(imported.stderr).toMatch(new RegExp(`imported ${legacy} \\(generic, ${src.address.replace(/\./g, '\\.')}\\)`));
     expect(imported.stderr).toMatch(/skipped do-legacy: driver "digitalocean" has no tmachine equivalent/);
 
     expect(ok(await s.cli(['ssh', legacy, 'hostname'])).stdout.trim()).toBeTruthy();
-    const info = shell(s, `eval "$(tmachine env ${legacy})"; docker info --format '{{.ServerVersion}}'`);
+    const info = s.shell(`eval "$(tmachine env ${legacy})"; docker info --format '{{.ServerVersion}}'`);
     expect(info.trim()).toContain(lab.bundleVersion);
     const row = ok(await s.cli(['ls', '--filter', `name=^${legacy}$`, '--format', '{{.Name}} {{.DriverName}} {{.State}} {{.DockerVersion}}'])).stdout.trim();
-    expect(row.startsWith(`${legacy} generic running ${lab.bundleVersion}`), row).toBe(true);
+    expect(row.startsWith(`${legacy} generic Running v${lab.bundleVersion}`), row).toBe(true);
     expect(treeChecksum(dm)).toBe(before);
   });
 
@@ -150,10 +126,10 @@ echo "config: $(eval "docker $(tmachine config ${manager1} | tr '\\n' ' ') info 
     const before = treeChecksum(dm);
     const r = ok(await third.cli(['import', '--regenerate-certs', legacy], { env: { MACHINE_STORAGE_PATH: dm } }));
     expect(r.stderr).toMatch(new RegExp(`imported ${legacy} \\(generic`));
-    const info = shell(third, `eval "$(tmachine env ${legacy})"; docker info --format '{{.ServerVersion}}'`);
+    const info = third.shell(`eval "$(tmachine env ${legacy})"; docker info --format '{{.ServerVersion}}'`);
     expect(info.trim()).toContain(lab.bundleVersion);
     // The certificates the Docker Machine store holds no longer open the engine.
-    const stale = shell(s, `eval "$(tmachine env ${legacy})"; docker info --format '{{.ServerVersion}}' 2>&1 || true`);
+    const stale = s.shell(`eval "$(tmachine env ${legacy})"; docker info --format '{{.ServerVersion}}' 2>&1 || true`);
     expect(stale).toMatch(/certificate|tls|x509/i);
     expect(treeChecksum(dm)).toBe(before);
   });

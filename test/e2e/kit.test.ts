@@ -307,7 +307,7 @@ describeE2E('driver kit and plan runner on real hosts', () => {
       ok(await inProject(['create', '--driver', 'fixture', ...common, name]));
       expect(fs.readdirSync(leases)).toEqual([`${name}.lease`]);
       const listed = ok(await inProject(['ls', '--format', '{{.Name}} {{.DriverName}} {{.State}}'])).stdout;
-      expect(listed).toContain(`${name} fixture running`);
+      expect(listed).toContain(`${name} fixture Running`);
       ok(await inProject(['rm', '-y', name]));
       expect(fs.readdirSync(leases)).toEqual([]);
       expect(ok(await s.cli(['ls', '--quiet'])).stdout).not.toContain(name);

@@ -66,7 +66,7 @@ describeE2E('machines on real hosts (docker and generic drivers)', () => {
 
   it('ls shows the machine running with its engine version', async () => {
     const ls = ok(await s.cli(['ls', '--format', '{{.Name}} {{.State}} {{.DockerVersion}}'])).stdout;
-    expect(ls).toContain(`${n1} running ${lab.bundleVersion}`);
+    expect(ls).toContain(`${n1} Running v${lab.bundleVersion}`);
   });
 
   it('three hosts created by one command get the identical engine, the bundle uploaded once each and checked on the host', async () => {

@@ -121,7 +121,7 @@ describeE2E('virtualbox driver (fake VBoxManage, real cloud-init hosts)', () => 
     expect(consoleLog).toContain('-----BEGIN SSH HOST KEY KEYS-----');
     expect(consoleLog).toContain(record.ssh.hostKey.key);
     expect((await host.hostKeys()).join('\n')).toContain(record.ssh.hostKey.key);
-    expect(ok(await cli(['ls', '--format', '{{.Name}} {{.DriverName}} {{.State}}'])).stdout).toContain(`${m1} virtualbox running`);
+    expect(ok(await cli(['ls', '--format', '{{.Name}} {{.DriverName}} {{.State}}'])).stdout).toContain(`${m1} virtualbox Running`);
 
     // The machine's address is the host-only one; the engine answers there over TLS only.
     const ip = ok(await cli(['ip', m1])).stdout.trim();

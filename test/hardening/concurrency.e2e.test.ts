@@ -92,12 +92,12 @@ describeE2E('concurrency and the engine port', () => {
     });
     ok(r);
     expect(r.triggered).toBe(true);
-    expect(seen.ls).toContain(`${name} creating`);
-    expect(seen.ls).toContain(`${one} running`);
+    expect(seen.ls).toContain(`${name} Creating`);
+    expect(seen.ls).toContain(`${one} Running`);
     expect(seen.inspect?.creating).toBe(true);
     const after = (await machines(s)).find((m) => m.name === name)!;
     expect(after.creating).toBeUndefined();
-    expect(ok(await s.cli(['ls', '--format', '{{.Name}} {{.State}}'])).stdout).toContain(`${name} running`);
+    expect(ok(await s.cli(['ls', '--format', '{{.Name}} {{.State}}'])).stdout).toContain(`${name} Running`);
     ok(await s.cli(['rm', '-y', name, one]));
   });
 

@@ -62,3 +62,25 @@ export function writeDockerMachineMachine(
   for (const [file, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, file), content, { mode: 0o600 });
 }
 
+
+/**
+ * A generic machine in a Docker Machine store for a host tmachine made in another store, as
+ * if docker-machine had made it: the same address, SSH login and key, the engine's TLS files
+ * (the engine trusts them) and the CA and client certificate in certs/, where Docker
+ * Machine kept its own. The test's stand-in for a host Docker Machine provisioned.
+ */
+export function writeDockerMachineCopy(root: string, fromStore: string, name: string, engine: Record<string, unknown> = {}): { address: string } {
+  const dir = path.join(fromStore, 'machines', name);
+  const src = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { ssh: { user: string; port: number; keyPath: string }; addresses: { public: string }; engine: { port: number } };
+  const read = (file: string) => fs.readFileSync(path.join(dir, file));
+  writeDockerMachineMachine(
+    root,
+    name,
+    'generic',
+    { IPAddress: src.addresses.public, SSHUser: src.ssh.user, SSHPort: src.ssh.port, EnginePort: src.engine.port, SSHKey: '' },
+    { id_rsa: read(src.ssh.keyPath), 'ca.pem': read('ca.pem'), 'cert.pem': read('cert.pem'), 'key.pem': read('key.pem'), 'server.pem': read('server.pem'), 'server-key.pem': read('server-key.pem') },
+    engine,
+  );
+  for (const file of ['ca.pem', 'ca-key.pem', 'cert.pem', 'key.pem']) fs.copyFileSync(path.join(fromStore, 'certs', file), path.join(root, 'certs', file));
+  return { address: src.addresses.public };
+}

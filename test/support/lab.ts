@@ -4,6 +4,7 @@
  * second run starts in seconds. Without root/dockerd/debootstrap the e2e suites fail with
  * the reason, unless TMACHINE_E2E=skip.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
@@ -11,7 +12,7 @@ import { describe } from 'vitest';
 import { ensureLocalEngine } from '../../drivers/docker/local-engine.js';
 import { ensureHostImage } from '../../drivers/docker/host-image.js';
 import { buildBundleFromDebian } from '../../src/engine/debian-bundle.js';
-import { runCli, tempStore, type CliOptions, type CliResult } from './cli.js';
+import { repoRoot, runCli, tempStore, type CliOptions, type CliResult } from './cli.js';
 
 export const CACHE_DIR = process.env['TMACHINE_CACHE_PATH'] ?? '/var/tmp/tmachine-cache';
 
@@ -84,6 +85,13 @@ export function labSession(prefix: string) {
     cli,
     /** Everything every command printed, for "no secret in any output" checks. */
     outputs,
+    /** bash -c SCRIPT against this store, with `tmachine` a shell function: commands exactly as a user types them. */
+    shell: (script: string, env: NodeJS.ProcessEnv = {}): string =>
+      execFileSync('bash', ['-c', `set -euo pipefail; tmachine() { "${process.execPath}" "${path.join(repoRoot, 'bin', 'run.js')}" "$@"; }\n${script}`], {
+        encoding: 'utf8',
+        env: { ...process.env, TMACHINE_STORAGE_PATH: store.path, TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: network, ...env },
+        timeout: 300_000,
+      }),
     cleanup: async (docker: Dockerode) => {
       const names = fs.existsSync(path.join(store.path, 'machines')) ? fs.readdirSync(path.join(store.path, 'machines')) : [];
       if (names.length > 0) await runCli(['rm', '-f', '-y', ...names], { store: store.path, timeoutMs: 300_000, env: { TMACHINE_CACHE_PATH: CACHE_DIR } });
@@ -109,7 +117,6 @@ export async function busyboxImageTarball(lab: Lab): Promise<{ tarball: string; 
   const tarball = path.join(dir, 'busybox.tar');
   if (fs.existsSync(tarball)) return { tarball, image };
   fs.mkdirSync(dir, { recursive: true });
-  const { execFileSync } = await import('node:child_process');
   const work = fs.mkdtempSync(path.join(CACHE_DIR, 'busybox-'));
   try {
     execFileSync('apt-get', ['download', 'busybox-static'], { cwd: work, stdio: 'ignore' });
