@@ -23,7 +23,8 @@ const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'takes CIDR ra
 const openPort = z.string().regex(/^\d{1,5}(-\d{1,5})?(\/(tcp|udp))?$/, 'takes PORT, PORT/udp or FROM-TO/tcp');
 
 const rawOptions = z.object({
-  'ec2-region': z.string().min(1).optional(),
+  // A region is a hostname component of the endpoint (eu-west-1; an EC2-compatible cloud's own name).
+  'ec2-region': z.string().regex(/^[a-z][a-z0-9-]*[a-z0-9]$/i, 'takes a region such as eu-west-1').optional(),
   'ec2-profile': z.string().min(1).optional(),
   'ec2-endpoint': z.url({ protocol: /^https?$/, error: 'takes an http(s) URL' }).optional(),
   'ec2-access-key': z.string().min(1).optional(),

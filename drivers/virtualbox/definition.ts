@@ -22,7 +22,7 @@ export const optionsSchema = z.object({
   'virtualbox-memory': z.number().int().min(512, 'at least 512 MB (Debian and an engine need it)'),
   'virtualbox-cpu-count': z.number().int().refine((n) => n === -1 || (n >= 1 && n <= 64), 'a number of CPUs from 1 to 64, or -1 for all'),
   'virtualbox-disk-size': z.number().int().min(4096, 'at least 4096 MB'),
-  'virtualbox-image-url': z.string().min(1),
+  'virtualbox-image-url': z.string().min(1).refine((s) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || /^https?:\/\//i.test(s), 'an http(s) URL or the path of a local image file'),
   'virtualbox-image-checksum': z
     .string()
     .regex(/^(sha256:[0-9a-fA-F]{64}|sha512:[0-9a-fA-F]{128})$/, 'sha256:<64 hex> or sha512:<128 hex>')
