@@ -41,7 +41,7 @@ const rawOptions = z.object({
   'ec2-source-cidr': list(cidr).default(['0.0.0.0/0']).refine((v) => v.length > 0, 'takes at least one CIDR range'),
   'ec2-open-port': list(openPort).default([]),
   'ec2-root-size': z.number().int().min(8, 'must be at least 8 (GiB)').max(16_384),
-  'ec2-volume-type': z.enum(['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard']),
+  'ec2-volume-type': z.enum(['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'], { error: 'takes gp3, gp2, io1, io2, st1, sc1 or standard' }),
   'ec2-device-name': z.string().startsWith('/dev/').optional(),
   'ec2-kms-key': z.string().min(1).optional(),
   'ec2-iam-instance-profile': z.string().min(1).optional(),

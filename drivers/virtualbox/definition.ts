@@ -28,14 +28,14 @@ export const optionsSchema = z.object({
     .regex(/^(sha256:[0-9a-fA-F]{64}|sha512:[0-9a-fA-F]{128})$/, 'sha256:<64 hex> or sha512:<128 hex>')
     .optional(),
   'virtualbox-hostonly-cidr': z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 address with a prefix length, like 192.168.56.1/24'),
-  'virtualbox-hostonly-nictype': z.enum(NIC_TYPES),
-  'virtualbox-hostonly-nicpromisc': z.enum(['deny', 'allow-vms', 'allow-all']),
-  'virtualbox-nat-nictype': z.enum(NIC_TYPES),
+  'virtualbox-hostonly-nictype': z.enum(NIC_TYPES, { error: `one of ${NIC_TYPES.join(', ')}` }),
+  'virtualbox-hostonly-nicpromisc': z.enum(['deny', 'allow-vms', 'allow-all'], { error: 'deny, allow-vms or allow-all' }),
+  'virtualbox-nat-nictype': z.enum(NIC_TYPES, { error: `one of ${NIC_TYPES.join(', ')}` }),
   'virtualbox-host-dns-resolver': z.boolean(),
   'virtualbox-no-dns-proxy': z.boolean(),
   'virtualbox-share-folder': z.string().regex(/^.+:[^:/]+$/, 'DIR:NAME').optional(),
   'virtualbox-no-share': z.boolean(),
-  'virtualbox-ui-type': z.enum(['headless', 'gui', 'sdl', 'separate']),
+  'virtualbox-ui-type': z.enum(['headless', 'gui', 'sdl', 'separate'], { error: 'headless, gui, sdl or separate' }),
   'virtualbox-no-vtx-check': z.boolean(),
   'virtualbox-stop-timeout': z.number().int().min(1).max(3600),
 });

@@ -205,7 +205,7 @@ describeE2E('bad input through the CLI', () => {
     { args: ec2Create('--ec2-open-port', 'http'), expect: /--ec2-open-port "http": takes PORT, PORT\/udp or FROM-TO\/tcp/, env: aws },
     { args: ec2Create('--ec2-root-size', '2'), expect: /--ec2-root-size "2": must be at least 8 \(GiB\)/, env: aws },
     { args: amazonCreate('--amazonec2-root-size', 'big'), expect: /--ec2-root-size takes a number, not "big"/, env: aws },
-    { args: ec2Create('--ec2-volume-type', 'gp9'), expect: /--ec2-volume-type "gp9"/, env: aws },
+    { args: ec2Create('--ec2-volume-type', 'gp9'), expect: /--ec2-volume-type "gp9": takes gp3, gp2, io1, io2, st1, sc1 or standard/, env: aws },
     { args: ec2Create('--ec2-ami', 'debian'), expect: /--ec2-ami "debian": takes an image id such as ami-/, env: aws },
     { args: ec2Create('--ec2-zone', 'us east'), expect: /--ec2-zone "us east": takes a zone/, env: aws },
     { args: ec2Create('--ec2-tags', 'owner,me,odd'), expect: /--ec2-tags "owner,me,odd": takes key1,value1,key2,value2/, env: aws },
@@ -248,7 +248,8 @@ describeE2E('bad input through the CLI', () => {
     { args: vboxCreate('--virtualbox-image-url', 'ftp://images.example/debian.raw'), expect: /--virtualbox-image-url "ftp:\/\/images\.example\/debian\.raw": an http\(s\) URL or the path of a local image file/, env: vboxEnv },
     { args: vboxCreate('--virtualbox-image-url', missing), expect: /--virtualbox-image-url .*does-not-exist: no such file/, env: vboxEnv },
     { args: vboxCreate('--virtualbox-image-checksum', 'md5:abc'), expect: /--virtualbox-image-checksum "md5:abc": sha256:<64 hex> or sha512:<128 hex>/, env: vboxEnv },
-    { args: vboxCreate('--virtualbox-hostonly-nictype', 'e1000'), expect: /--virtualbox-hostonly-nictype "e1000"/, env: vboxEnv },
+    { args: vboxCreate('--virtualbox-hostonly-nictype', 'e1000'), expect: /--virtualbox-hostonly-nictype "e1000": one of Am79C970A, Am79C973, Am79C960, 82540EM, 82543GC, 82545EM, virtio/, env: vboxEnv },
+    { args: vboxCreate('--virtualbox-ui-type', 'fullscreen'), expect: /--virtualbox-ui-type "fullscreen": headless, gui, sdl or separate/, env: vboxEnv },
     { args: vboxCreate('--virtualbox-share-folder', 'nocolon'), expect: /--virtualbox-share-folder "nocolon": DIR:NAME/, env: vboxEnv },
     { args: vboxCreate('--virtualbox-vboxmanage', missing), expect: /--virtualbox-vboxmanage .*does-not-exist: no executable there/, env: vboxEnv },
     // More generic driver flags.
