@@ -23,7 +23,8 @@ const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'takes CIDR ra
 const openPort = z.string().regex(/^\d{1,5}(-\d{1,5})?(\/(tcp|udp))?$/, 'takes PORT, PORT/udp or FROM-TO/tcp');
 
 const rawOptions = z.object({
-  'ec2-region': z.string().min(1).optional(),
+  // A region is a hostname component of the endpoint (eu-west-1; an EC2-compatible cloud's own name).
+  'ec2-region': z.string().regex(/^[a-z][a-z0-9-]*[a-z0-9]$/i, 'takes a region such as eu-west-1').optional(),
   'ec2-profile': z.string().min(1).optional(),
   'ec2-endpoint': z.url({ protocol: /^https?$/, error: 'takes an http(s) URL' }).optional(),
   'ec2-access-key': z.string().min(1).optional(),
@@ -40,7 +41,7 @@ const rawOptions = z.object({
   'ec2-source-cidr': list(cidr).default(['0.0.0.0/0']).refine((v) => v.length > 0, 'takes at least one CIDR range'),
   'ec2-open-port': list(openPort).default([]),
   'ec2-root-size': z.number().int().min(8, 'must be at least 8 (GiB)').max(16_384),
-  'ec2-volume-type': z.enum(['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard']),
+  'ec2-volume-type': z.enum(['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'], { error: 'takes gp3, gp2, io1, io2, st1, sc1 or standard' }),
   'ec2-device-name': z.string().startsWith('/dev/').optional(),
   'ec2-kms-key': z.string().min(1).optional(),
   'ec2-iam-instance-profile': z.string().min(1).optional(),

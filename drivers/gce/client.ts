@@ -6,6 +6,7 @@
  * token from anywhere), else Application Default Credentials: $GOOGLE_APPLICATION_CREDENTIALS,
  * gcloud's ADC file, or the metadata server when tmachine runs on a GCE VM.
  */
+import path from 'node:path';
 import {
   FirewallsClient,
   GlobalOperationsClient,
@@ -70,11 +71,16 @@ export async function openClients(settings: ClientSettings): Promise<GceClients>
       hint: `with --gce-endpoint tmachine sends the access token in $${ACCESS_TOKEN_ENV} and never fetches one`,
     });
   } else {
+    // The metadata server counts only where this computer is a GCE VM by its local signs
+    // (BIOS vendor, NIC address): elsewhere Google's library would probe 169.254.169.254 and
+    // metadata.google.internal, a network round trip for an answer known here.
+    process.env[METADATA_DETECTION_ENV] ??= 'bios-only';
     const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
     try {
       authClient = await auth.getClient();
     } catch (error) {
-      throw new DriverError('auth', `gce: Application Default Credentials not found: ${firstLine(error)}`, {
+      const what = NO_ADC.test(firstLine(error)) ? `none found (looked in: ${adcPlaces().join('; ')})` : firstLine(error);
+      throw new DriverError('auth', `gce: Application Default Credentials: ${what}`, {
         hint: 'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file',
         cause: error,
       });
@@ -252,6 +258,22 @@ function parseJson(raw: unknown): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
+}
+
+const METADATA_DETECTION_ENV = 'METADATA_SERVER_DETECTION';
+/** google-auth-library's words when no source of Application Default Credentials has any. */
+const NO_ADC = /^Could not load the default credentials/;
+
+/** Where Application Default Credentials are looked for, in order, as google-auth-library does. */
+function adcPlaces(): string[] {
+  const home = process.env['HOME'];
+  const configDir = process.env['CLOUDSDK_CONFIG'] ?? (home ? path.join(home, '.config', 'gcloud') : undefined);
+  const detection = process.env[METADATA_DETECTION_ENV];
+  return [
+    '$GOOGLE_APPLICATION_CREDENTIALS (not set)',
+    configDir ? `${path.join(configDir, 'application_default_credentials.json')} (no such file)` : "gcloud's ADC file (no $HOME or $CLOUDSDK_CONFIG)",
+    detection === 'bios-only' ? 'the GCE metadata server (this computer is not a GCE VM)' : `the GCE metadata server (not available${detection ? `, ${METADATA_DETECTION_ENV}=${detection}` : ''})`,
+  ];
 }
 
 function firstLine(error: unknown): string {

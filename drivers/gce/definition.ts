@@ -56,7 +56,8 @@ const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'a CIDR range 
 const label = z.string().regex(/^[a-z][a-z0-9_-]{0,62}=[a-z0-9_-]{0,63}$/, 'KEY=VALUE in lowercase letters, digits, - and _');
 
 export const optionsSchema = z.object({
-  'gce-project': z.string().min(1).optional(),
+  // Project IDs are lowercase letters, digits and -; old domain-scoped ones are example.com:name.
+  'gce-project': z.string().regex(/^([a-z0-9.-]+:)?[a-z]([a-z0-9-]*[a-z0-9])?$/, 'a project ID (lowercase letters, digits and -)').optional(),
   'gce-zone': z.string().regex(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'a zone like europe-west1-b'),
   'gce-zones': list(z.string().regex(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'zones like europe-west1-b,europe-west1-c')).pipe(z.array(z.string()).min(1)).optional(),
   'gce-machine-type': list(z.string().regex(/^[a-z0-9-]+$/, 'machine types like e2-medium,e2-standard-2')).pipe(z.array(z.string()).min(1)),

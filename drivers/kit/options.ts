@@ -21,12 +21,31 @@ export function resolveRawOptions(flags: DriverFlag[], given: Record<string, unk
 export function parseOptions<T>(schema: z.ZodType<T>, raw: RawDriverOptions, flags: DriverFlag[]): T {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const key = String(issue?.path[0] ?? '');
+  const issue = optionIssues(parsed.error)[0];
+  const key = issue?.flag ?? '';
   const flag = flags.find((f) => f.name === key);
   const shown = raw[key] === undefined ? '' : ` "${String(raw[key])}"`;
   throw new DriverError('invalid-input', flag ? `--${flag.name}${shown}: ${issue?.message ?? 'invalid'}` : `driver options: ${issue?.message ?? 'invalid'}`, {
     hint: flag ? flag.description : 'see `tmachine create --driver NAME --help`',
+  });
+}
+
+/** One option's complaint: the flag, where in its value (a list item's index), and the schema's words. */
+export interface OptionIssue {
+  flag: string;
+  /** Inside the flag's value: `[1]` for the second item of a list. */
+  at: Array<string | number>;
+  message: string;
+}
+
+/**
+ * The schema's complaints in order, for a caller that knows where each value came from (a
+ * cluster file reports them at the line of the option).
+ */
+export function optionIssues(error: z.ZodError): OptionIssue[] {
+  return error.issues.map((issue) => {
+    const [flag, ...at] = issue.path.map((k) => (typeof k === 'symbol' ? String(k) : k));
+    return { flag: String(flag ?? ''), at, message: issue.message };
   });
 }
 

@@ -22,20 +22,20 @@ export const optionsSchema = z.object({
   'virtualbox-memory': z.number().int().min(512, 'at least 512 MB (Debian and an engine need it)'),
   'virtualbox-cpu-count': z.number().int().refine((n) => n === -1 || (n >= 1 && n <= 64), 'a number of CPUs from 1 to 64, or -1 for all'),
   'virtualbox-disk-size': z.number().int().min(4096, 'at least 4096 MB'),
-  'virtualbox-image-url': z.string().min(1),
+  'virtualbox-image-url': z.string().min(1).refine((s) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || /^https?:\/\//i.test(s), 'an http(s) URL or the path of a local image file'),
   'virtualbox-image-checksum': z
     .string()
     .regex(/^(sha256:[0-9a-fA-F]{64}|sha512:[0-9a-fA-F]{128})$/, 'sha256:<64 hex> or sha512:<128 hex>')
     .optional(),
   'virtualbox-hostonly-cidr': z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 address with a prefix length, like 192.168.56.1/24'),
-  'virtualbox-hostonly-nictype': z.enum(NIC_TYPES),
-  'virtualbox-hostonly-nicpromisc': z.enum(['deny', 'allow-vms', 'allow-all']),
-  'virtualbox-nat-nictype': z.enum(NIC_TYPES),
+  'virtualbox-hostonly-nictype': z.enum(NIC_TYPES, { error: `one of ${NIC_TYPES.join(', ')}` }),
+  'virtualbox-hostonly-nicpromisc': z.enum(['deny', 'allow-vms', 'allow-all'], { error: 'deny, allow-vms or allow-all' }),
+  'virtualbox-nat-nictype': z.enum(NIC_TYPES, { error: `one of ${NIC_TYPES.join(', ')}` }),
   'virtualbox-host-dns-resolver': z.boolean(),
   'virtualbox-no-dns-proxy': z.boolean(),
   'virtualbox-share-folder': z.string().regex(/^.+:[^:/]+$/, 'DIR:NAME').optional(),
   'virtualbox-no-share': z.boolean(),
-  'virtualbox-ui-type': z.enum(['headless', 'gui', 'sdl', 'separate']),
+  'virtualbox-ui-type': z.enum(['headless', 'gui', 'sdl', 'separate'], { error: 'headless, gui, sdl or separate' }),
   'virtualbox-no-vtx-check': z.boolean(),
   'virtualbox-stop-timeout': z.number().int().min(1).max(3600),
 });

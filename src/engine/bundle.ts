@@ -26,6 +26,8 @@ const execFileP = promisify(execFile);
 
 export const DEFAULT_BUNDLE_BASE_URL = 'https://download.docker.com/linux/static/stable';
 export const BUNDLE_BASE_URL_ENV = 'TMACHINE_ENGINE_BUNDLE_BASE_URL';
+/** A Docker static release's version: 27.3.1, 28.0.0-rc.1. */
+const VERSION = String.raw`\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?`;
 
 /** Docker's static-release layout: what the installer on the host expects to find. */
 export const BUNDLE_FILES = [
@@ -110,6 +112,10 @@ export function bundleUrl(version: string, arch: string, baseUrl?: string): stri
 // --- fetch ----------------------------------------------------------------------------
 
 export async function fetchBundle(options: FetchBundleOptions): Promise<ResolvedBundle> {
+  // Checked here, not by the server: a version that cannot exist costs no download attempt.
+  if (!new RegExp(`^${VERSION}$`).test(options.version)) {
+    throw new TmachineError(`"${options.version}" is not a Docker engine version`, { hint: 'a version looks like 27.3.1 (docker-VERSION.tgz of Docker\'s static releases)' });
+  }
   const arch = options.arch ?? bundleArch();
   const expected = options.sha256 === undefined ? undefined : normaliseSha(options.sha256);
   const cached = await findCached(options.cacheDir, (m) =>
@@ -254,13 +260,7 @@ async function adoptLocalFile(
   file: string,
   options: { sha256: string | undefined; version?: string; cacheDir: string; report: Report; arch: string },
 ): Promise<ResolvedBundle> {
-  try {
-    const stat = await fs.stat(file);
-    if (!stat.isFile()) throw new TmachineError(`engine bundle ${file} is not a file`, { hint: 'give the .tgz itself' });
-  } catch (error) {
-    if (error instanceof TmachineError) throw error;
-    throw new TmachineError(`engine bundle ${file} not found`, { hint: 'check the path given to --engine-bundle' });
-  }
+  await checkBundleFile(file);
   const actual = await sha256File(file);
   if (options.sha256 && actual !== options.sha256) {
     throw new TmachineError(`checksum mismatch for ${file}: expected sha256 ${options.sha256}, got ${actual}`, {
@@ -290,8 +290,16 @@ async function adoptLocalFile(
 
 // --- layout ---------------------------------------------------------------------------
 
+/** A local bundle path names a file (before tar or a hash says something less plain). */
+async function checkBundleFile(file: string): Promise<void> {
+  const stat = await fs.stat(file).catch(() => undefined);
+  if (!stat) throw new TmachineError(`engine bundle ${file} not found`, { hint: 'check the path given to --engine-bundle' });
+  if (!stat.isFile()) throw new TmachineError(`engine bundle ${file} is not a file`, { hint: 'give the .tgz itself' });
+}
+
 /** Checks the tarball lists every file of the static-release layout. */
 export async function verifyBundleLayout(file: string): Promise<void> {
+  await checkBundleFile(file);
   let listing: string;
   try {
     listing = (await execFileP('tar', ['-tzf', file], { maxBuffer: 64 * 1024 * 1024 })).stdout;
@@ -412,7 +420,7 @@ function normaliseSha(sum: string): string {
 }
 
 function versionFromName(nameOrUrl: string): string | undefined {
-  return /docker-(\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)\.tgz$/.exec(nameOrUrl)?.[1];
+  return new RegExp(`docker-(${VERSION})\\.tgz$`).exec(nameOrUrl)?.[1];
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -8,7 +8,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
-import type { AnyDriverDefinition as DriverDefinition, DriverFlagValue } from '../../drivers/kit/index.js';
+import { optionIssues, resolveRawOptions, type AnyDriverDefinition as DriverDefinition, type DriverFlagValue } from '../../drivers/kit/index.js';
 import { DriverError, TmachineError } from '../errors.js';
 import { MACHINE_NAME, type EngineOptions } from '../store/machine-record.js';
 import { driverOptionKey, evenManagerMessage, expandNodes, MAX_MANAGERS, tooManyManagersMessage } from './desired-state.js';
@@ -474,6 +474,8 @@ async function checkDriverOptions(
       throw at.error(namePath, error.message, error.hint);
     }
     const prefix = `${definition.name}-`;
+    const given: Record<string, unknown> = {};
+    const keyOf = new Map<string, string>();
     for (const [key, value] of Object.entries(block.options)) {
       const flagName = driverOptionKey(block.name, key);
       const flag = definition.flags.find((f) => f.name === flagName || f.aliases?.includes(flagName));
@@ -488,6 +490,19 @@ async function checkDriverOptions(
         : typeof value === 'boolean';
       const what = { string: 'a string', 'string[]': 'a list of strings', number: 'a number', boolean: 'true or false' }[flag.type];
       if (!ok) throw at.error([...block.path, key], `expected ${what}, got ${describe(value)}`);
+      given[flag.name] = value;
+      keyOf.set(flag.name, key);
+    }
+    // The driver's own checks (a CIDR, a port, a size), reported at the option's line. Only
+    // what this block states: the rest is resolved, and checked, at create.
+    const blockFlags = definition.flags.filter((f) => keyOf.has(f.name));
+    const raw = resolveRawOptions(blockFlags, given);
+    const parsed = definition.optionsSchema.safeParse(raw);
+    const issue = parsed.success ? undefined : optionIssues(parsed.error).find((i) => keyOf.has(i.flag));
+    if (issue) {
+      const value = issue.at.reduce<unknown>((v, k) => (v as Record<string | number, unknown> | undefined)?.[k], raw[issue.flag]);
+      const hint = blockFlags.find((f) => f.name === issue.flag)?.description;
+      throw at.error([...block.path, keyOf.get(issue.flag)!, ...issue.at], `${issue.message}, got ${describe(value)}`, hint);
     }
   }
 }

@@ -5,6 +5,7 @@
  * only paths that end before SSH run here; test/e2e/gce.test.ts runs the rest on real hosts.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { FirewallsClient, InstancesClient, ZoneOperationsClient } from '@google-cloud/compute';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -187,7 +188,28 @@ describe('credentials', () => {
 
   it('a missing ADC file is one auth error naming it', async () => {
     process.env['GOOGLE_APPLICATION_CREDENTIALS'] = '/nonexistent/adc.json';
-    await expect(openClients({ project: 'p' })).rejects.toMatchObject({ kind: 'auth', message: expect.stringMatching(/^gce: Application Default Credentials not found: .*\/nonexistent\/adc\.json/) });
+    await expect(openClients({ project: 'p' })).rejects.toMatchObject({ kind: 'auth', message: expect.stringMatching(/^gce: Application Default Credentials: .*\/nonexistent\/adc\.json/) });
+  });
+
+  it('no credentials anywhere: one auth error naming where it looked, and the metadata server is not probed off GCE', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-no-adc-'));
+    const saved = { HOME: process.env['HOME'], CLOUDSDK_CONFIG: process.env['CLOUDSDK_CONFIG'], METADATA_SERVER_DETECTION: process.env['METADATA_SERVER_DETECTION'] };
+    process.env['HOME'] = home;
+    delete process.env['CLOUDSDK_CONFIG'];
+    delete process.env['METADATA_SERVER_DETECTION'];
+    try {
+      const error = (await openClients({ project: 'p' }).catch((e: unknown) => e)) as { kind: string; message: string };
+      expect(error.kind).toBe('auth');
+      expect(error.message).toBe(
+        `gce: Application Default Credentials: none found (looked in: $GOOGLE_APPLICATION_CREDENTIALS (not set); ${home}/.config/gcloud/application_default_credentials.json (no such file); the GCE metadata server (this computer is not a GCE VM))`,
+      );
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 });
 

@@ -136,6 +136,15 @@ describe('a valid cluster file (SPEC §3)', () => {
     const error = await loadClusterFile(write(bad), { driverDefinition: fake }).catch((e: TmachineError) => e.userLine);
     expect(error).toMatch(/:2: driver\.colour: unknown option of driver generic/);
   });
+
+  it("reports the driver's own checks at the option's line", async () => {
+    const errorOfDrivers = (...text: string[]) => loadClusterFile(write(lines(...text)), { driverDefinition: loadDriverDefinition }).then(() => 'no error', (e: TmachineError) => e.message);
+    expect(await errorOfDrivers('name: x', 'driver:', '  name: ec2', '  region: 12', 'managers: 1')).toMatch(/cluster\.yml:4: driver\.region: takes a region such as eu-west-1, got "12"$/);
+    expect(await errorOfDrivers('name: x', 'driver:', '  name: amazonec2', '  source-cidr:', '    - 10.0.0.0/8', '    - not-a-cidr', 'managers: 1')).toMatch(/cluster\.yml:6: driver\.source-cidr\[1\]: takes CIDR ranges such as 203\.0\.113\.0\/24, got "not-a-cidr"$/);
+    expect(await errorOfDrivers('name: x', 'driver: { name: gce, project: p }', 'managers: 1', 'workers:', '  - count: 2', '    driver: { disk-size: 5 }')).toMatch(/cluster\.yml:6: workers\[0\]\.driver\.disk-size: at least 10 GB, got 5$/);
+    // What the block does not state is left to create (the cluster driver's defaults, the environment).
+    expect(await errorOfDrivers('name: x', 'driver: { name: generic, ssh-port: 2222 }', 'managers: 1')).toBe('no error');
+  });
 });
 
 describe('cluster file errors name file:line and field', () => {
