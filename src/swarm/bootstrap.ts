@@ -166,7 +166,8 @@ async function bootstrapLocked(store: Store, desired: DesiredCluster, options: B
     },
     stepPhase('swarm-init', 'swarm init', { kind: 'cluster' }, (ctx) => (ctx.converge.members.has(firstManager) ? [firstManager] : []), () => initStep(firstManager)),
     overlayMtuPhase(firstManager),
-    stepPhase('swarm-join-managers', 'join the swarm as manager', { kind: 'serial' }, (ctx, hosts) => present(ctx, hosts, 'manager').filter((h) => h !== firstManager), (h) => joinStep(node(h))),
+    // The first manager too: when the swarm exists already (its host was replaced), it joins.
+    stepPhase('swarm-join-managers', 'join the swarm as manager', { kind: 'serial' }, (ctx, hosts) => present(ctx, hosts, 'manager').filter((h) => h !== firstManager || (ctx.converge.leader !== undefined && ctx.converge.leader !== ctx.converge.members.get(h))), (h) => joinStep(node(h))),
     stepPhase('swarm-join-workers', 'join the swarm as worker', { kind: 'parallel', ...(options.concurrency ? { concurrency: options.concurrency } : {}) }, (ctx, hosts) => present(ctx, hosts, 'worker'), (h) => joinStep(node(h))),
     mountsPhase(),
     stepPhase('swarm-roles', 'role and labels', { kind: 'parallel' }, (ctx, hosts) => present(ctx, hosts), (h) => combine(roleStep(node(h)), labelStep(node(h)))),

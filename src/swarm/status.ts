@@ -1,5 +1,8 @@
 /** `swarm status` and the node table bootstrap ends with: the swarm as its managers see it. */
+import type { HostState } from '../../drivers/kit/index.js';
 import { TmachineError } from '../errors.js';
+import { driverOf } from '../machine/driver-instance.js';
+import type { MachineRecord } from '../store/machine-record.js';
 import type { Store } from '../store/store.js';
 import { table } from '../ui/table.js';
 import type { ClusterRecord } from './cluster-record.js';
@@ -32,6 +35,29 @@ export interface ClusterStatus {
   nodes: NodeRow[];
   services: ServiceRow[];
   managersWanted: number;
+  health: ClusterHealth;
+}
+
+/** A node that is not as it should be, and what its host's driver says about the host. */
+export interface NodeProblem {
+  machine: string;
+  role: string;
+  status: string;
+  managerStatus: string;
+  /** The driver's state of the host; `none`: no machine of this store is that node; `stale`: an older entry of a machine that rejoined. */
+  host: HostState | 'none' | 'stale';
+  why: string;
+}
+
+/** The swarm's state in one line, and the next command; `--json` carries the same facts. */
+export interface ClusterHealth {
+  state: 'healthy' | 'degraded';
+  /** Always true here: without quorum `swarm status` fails with the `swarm recover` to run. */
+  quorumHeld: boolean;
+  managers: { wanted: number; listed: number; reachable: number; quorum: number };
+  problems: NodeProblem[];
+  summary: string;
+  next?: string;
 }
 
 function machineOf(node: SwarmNode, members: Member[]): string {
@@ -62,6 +88,95 @@ export async function requireHealthyManager(cluster: ClusterRecord, members: Mem
   });
 }
 
+/** The driver's view of a host, bounded (a driver that does not answer says `unknown`). */
+export async function hostState(store: Store, record: MachineRecord, ms = 5_000): Promise<HostState> {
+  try {
+    return await withDeadline((await driverOf(store, record)).state(), ms);
+  } catch {
+    return 'unknown';
+  }
+}
+
+const managerUp = (n: Pick<NodeRow, 'managerStatus'>) => n.managerStatus === 'leader' || n.managerStatus === 'reachable';
+
+function whyOf(host: NodeProblem['host']): string {
+  switch (host) {
+    case 'not-found':
+      return 'its host is gone';
+    case 'stopped':
+    case 'paused':
+      return `its host is ${host}`;
+    case 'running':
+      return 'its host runs, but the swarm does not reach it (network cut, or its engine is down)';
+    case 'none':
+      return 'no machine of this store is that node';
+    case 'stale':
+      return 'an older entry of a machine that rejoined';
+    default:
+      return `its host is in state ${host}`;
+  }
+}
+
+/**
+ * What the node list means: which nodes are not ready (managers: not reachable), why (the
+ * driver's view of their hosts), whether the managers are as many as the cluster wants, and
+ * the command that gets the swarm back to health.
+ */
+export function assessHealth(nodes: NodeRow[], managersWanted: number, hosts: Map<string, NodeProblem['host']>): ClusterHealth {
+  const managers = nodes.filter((n) => n.role === 'manager');
+  const reachable = managers.filter(managerUp).length;
+  const quorum = Math.floor(managers.length / 2) + 1;
+  const problems: NodeProblem[] = nodes
+    .filter((n) => (n.role === 'manager' ? !managerUp(n) : n.status !== 'ready'))
+    .map((n) => {
+      const host = hosts.get(n.nodeId) ?? 'unknown';
+      return { machine: n.machine, role: n.role, status: n.status, managerStatus: n.managerStatus, host, why: whyOf(host) };
+    });
+  const readyWorkers = nodes.filter((n) => n.role === 'worker' && n.status === 'ready' && n.availability === 'active').length;
+  const names = (ps: NodeProblem[]) => ps.map((p) => p.machine).join(', ');
+  const lost = problems.filter((p) => p.host === 'not-found' || p.host === 'none' || p.host === 'stale');
+  const stopped = problems.filter((p) => p.host === 'stopped' || p.host === 'paused');
+  // Right after a leader change the new leader reports "unknown" until the node's next heartbeat.
+  const settling = problems.filter((p) => p.host === 'running' && p.status === 'unknown' && p.role === 'worker');
+  for (const p of settling) p.why = 'its state is not known yet (a new leader hears from it within seconds)';
+  const cut = problems.filter((p) => p.host === 'running' && !settling.includes(p));
+  const unknown = problems.filter((p) => !lost.includes(p) && !stopped.includes(p) && !cut.includes(p) && !settling.includes(p));
+  // Managers that come back by themselves count; those whose hosts are gone do not.
+  const short = managersWanted - (managers.length - lost.filter((p) => p.role === 'manager').length);
+
+  const next: string[] = [];
+  if (lost.length > 0 || short > 0) {
+    const promoted = Math.min(Math.max(short, 0), readyWorkers);
+    const does = [lost.length > 0 ? `removes ${names(lost)} from the swarm` : '', promoted > 0 ? `promotes ${promoted === 1 ? 'a worker' : `${promoted} workers`}` : ''].filter(Boolean);
+    if (does.length > 0) next.push(`\`tmachine swarm recover\` ${does.join(' and ')}${short > 0 && promoted === short ? ` to get back to ${managersWanted} managers` : ''}`);
+    const missing = short - promoted;
+    if (missing > 0) next.push(`\`tmachine swarm join NAME --role manager\` with ${missing === 1 ? 'a new machine' : `${missing} new machines`} gets back to ${managersWanted} managers`);
+  }
+  if (stopped.length > 0) next.push(`\`tmachine start ${stopped.map((p) => p.machine).join(' ')}\` (it rejoins by itself)`);
+  for (const p of cut) next.push(`restore the network or the engine of ${p.machine} (\`tmachine ssh ${p.machine} -- docker info\`); it rejoins${p.role === 'manager' ? ' as a manager' : ''} by itself once the others reach it`);
+  for (const p of unknown) next.push(`\`tmachine status ${p.machine}\` says what its host is doing`);
+
+  const counts = `${reachable} of ${managers.length} managers reachable (quorum needs ${quorum})`;
+  const wanted = managers.length !== managersWanted ? `, the cluster wants ${managersWanted}` : '';
+  let summary: string;
+  if (problems.length === 0 && short <= 0) {
+    summary = `healthy: ${counts}, every node ready`;
+  } else {
+    const what = problems.map((p) => `${p.role} ${p.machine} is ${p.role === 'manager' ? 'unreachable' : p.status} (${p.why})`);
+    if (problems.length === 0) what.push(`only ${managers.length} managers`);
+    const edge = reachable === quorum && managers.length > 1 ? '; losing one more manager loses quorum' : '';
+    summary = `degraded: ${what.join('; ')}; quorum held: ${counts}${wanted}${edge}`;
+  }
+  return {
+    state: problems.length === 0 && short <= 0 ? 'healthy' : 'degraded',
+    quorumHeld: true,
+    managers: { wanted: managersWanted, listed: managers.length, reachable, quorum },
+    problems,
+    summary,
+    ...(next.length > 0 ? { next: next.join('; ') } : {}),
+  };
+}
+
 export async function clusterStatus(store: Store, cluster: ClusterRecord): Promise<ClusterStatus> {
   const members = await clusterMembers(store, cluster, 10_000);
   const manager = await requireHealthyManager(cluster, members);
@@ -72,11 +187,7 @@ export async function clusterStatus(store: Store, cluster: ClusterRecord): Promi
   }>;
   const tasks = (await manager.docker.listTasks({ filters: { 'desired-state': ['running'] } })) as Array<{ ServiceID: string; NodeID: string; Status: { State: string } }>;
   const activeNodes = new Set(nodes.filter((n) => n.Status?.State === 'ready' && n.Spec.Availability === 'active').map((n) => n.ID));
-  return {
-    cluster: cluster.name,
-    manager: manager.record.name,
-    managersWanted: cluster.managers,
-    nodes: nodes
+  const rows: NodeRow[] = nodes
       .map((n) => ({
         machine: machineOf(n, members),
         nodeId: n.ID,
@@ -88,7 +199,24 @@ export async function clusterStatus(store: Store, cluster: ClusterRecord): Promi
         engine: n.Description?.Engine?.EngineVersion ?? '',
         labels: n.Spec.Labels ?? {},
       }))
-      .sort((a, b) => (a.role === b.role ? a.machine.localeCompare(b.machine) : a.role === 'manager' ? -1 : 1)),
+      .sort((a, b) => (a.role === b.role ? a.machine.localeCompare(b.machine) : a.role === 'manager' ? -1 : 1));
+  // Only for nodes that are not as they should be: ask their hosts' drivers why.
+  const hosts = new Map<string, NodeProblem['host']>();
+  await Promise.all(
+    rows
+      .filter((r) => (r.role === 'manager' ? !managerUp(r) : r.status !== 'ready'))
+      .map(async (r) => {
+        const member = members.find((m) => m.record.swarm?.nodeId === r.nodeId) ?? members.find((m) => m.record.name === r.machine);
+        const rejoined = rows.some((o) => o !== r && o.machine === r.machine && o.status === 'ready');
+        hosts.set(r.nodeId, rejoined ? 'stale' : member ? await hostState(store, member.record) : 'none');
+      }),
+  );
+  return {
+    cluster: cluster.name,
+    manager: manager.record.name,
+    managersWanted: cluster.managers,
+    health: assessHealth(rows, cluster.managers, hosts),
+    nodes: rows,
     services: services.map((s) => {
       const own = tasks.filter((t) => t.ServiceID === s.ID);
       const global = Boolean(s.Spec.Mode?.Global);
@@ -117,9 +245,7 @@ export function formatStatus(status: ClusterStatus): string {
         .join(','),
     ]),
   );
-  const managers = status.nodes.filter((n) => n.role === 'manager');
-  const reachable = managers.filter((n) => n.managerStatus === 'leader' || n.managerStatus === 'reachable').length;
-  const lines = [nodeTable, '', `managers: ${reachable}/${managers.length} reachable (quorum needs ${Math.floor(managers.length / 2) + 1})`];
+  const lines = [nodeTable, '', `state: ${status.health.summary}`, ...(status.health.next ? [`next: ${status.health.next}`] : [])];
   if (status.services.length > 0) {
     lines.push('', table(['SERVICE', 'MODE', 'REPLICAS'], status.services.map((s) => [s.name, s.mode, `${s.running}/${s.desired}`])));
   }

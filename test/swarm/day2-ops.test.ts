@@ -9,6 +9,7 @@ import { dryRunLines } from '../../src/swarm/ops/plan-output.js';
 import { recoveryLines } from '../../src/swarm/ops/recover.js';
 import { checkRegistryName, imageRegistry, machineCaFileName, registryLogin, removeRegistryLogin, saveRegistryLogin } from '../../src/swarm/ops/registry.js';
 import { parseStack, stackImages } from '../../src/swarm/ops/stacks.js';
+import { assessHealth, type NodeRow } from '../../src/swarm/status.js';
 import { redact } from '../../src/ui/redact.js';
 
 const STACK = `
@@ -101,6 +102,55 @@ describe('what the commands print', () => {
       'next: m2 did not answer; once started, `tmachine swarm recover` (or `swarm bootstrap`) makes them rejoin',
     ]);
     expect(recoveryLines(note, new Set(['m2', 'm3']))[1]).toBe('next: nothing, every machine is back');
+  });
+});
+
+describe('swarm status: the state in one line and the next command', () => {
+  const node = (machine: string, role: string, status: string, managerStatus: string): NodeRow => ({ machine, nodeId: `id-${machine}`, role, availability: 'active', status, managerStatus, leader: managerStatus === 'leader', engine: '20.10.24', labels: {} });
+  const healthy = [node('m1', 'manager', 'ready', 'leader'), node('m2', 'manager', 'ready', 'reachable'), node('m3', 'manager', 'ready', 'reachable'), node('w1', 'worker', 'ready', '')];
+  const lose = (host: 'not-found' | 'running' | 'stopped' | 'none') => {
+    const nodes = healthy.map((n) => (n.machine === 'm1' ? { ...n, status: 'down', managerStatus: 'unreachable', leader: false } : n.machine === 'm2' ? { ...n, managerStatus: 'leader', leader: true } : n));
+    return assessHealth(nodes, 3, new Map([['id-m1', host]]));
+  };
+
+  it('all managers reachable: healthy, no next command', () => {
+    const h = assessHealth(healthy, 3, new Map());
+    expect(h).toMatchObject({ state: 'healthy', quorumHeld: true, managers: { wanted: 3, listed: 3, reachable: 3, quorum: 2 }, problems: [] });
+    expect(h.summary).toBe('healthy: 3 of 3 managers reachable (quorum needs 2), every node ready');
+    expect(h.next).toBeUndefined();
+  });
+
+  it("a manager whose host is gone: quorum held, and swarm recover removes it and promotes the worker", () => {
+    const h = lose('not-found');
+    expect(h.summary).toBe('degraded: manager m1 is unreachable (its host is gone); quorum held: 2 of 3 managers reachable (quorum needs 2); losing one more manager loses quorum');
+    expect(h.next).toBe('`tmachine swarm recover` removes m1 from the swarm and promotes a worker to get back to 3 managers');
+    // No worker to promote: recover removes it, a new machine joins as manager.
+    const managersOnly = healthy.filter((n) => n.role === 'manager').map((n) => (n.machine === 'm1' ? { ...n, status: 'down', managerStatus: 'unreachable' } : n));
+    const alone = assessHealth(managersOnly, 3, new Map([['id-m1', 'not-found']]));
+    expect(alone.next).toBe('`tmachine swarm recover` removes m1 from the swarm; `tmachine swarm join NAME --role manager` with a new machine gets back to 3 managers');
+  });
+
+  it('a manager cut off (its host runs) or stopped: it comes back by itself, nothing is promoted', () => {
+    expect(lose('running').next).toBe('restore the network or the engine of m1 (`tmachine ssh m1 -- docker info`); it rejoins as a manager by itself once the others reach it');
+    expect(lose('running').summary).toMatch(/^degraded: manager m1 is unreachable \(its host runs, but the swarm does not reach it \(network cut, or its engine is down\)\); quorum held: 2 of 3/);
+    expect(lose('stopped').next).toBe('`tmachine start m1` (it rejoins by itself)');
+  });
+
+  it('an older entry of a machine that rejoined goes with swarm recover; a worker a new leader has not heard from yet needs nothing', () => {
+    const rejoined = [...healthy, { ...node('w1', 'worker', 'down', ''), nodeId: 'id-w1-old' }];
+    const h = assessHealth(rejoined, 3, new Map([['id-w1-old', 'stale']]));
+    expect(h.summary).toBe('degraded: worker w1 is down (an older entry of a machine that rejoined); quorum held: 3 of 3 managers reachable (quorum needs 2)');
+    expect(h.next).toBe('`tmachine swarm recover` removes w1 from the swarm');
+    const settling = assessHealth(healthy.map((n) => (n.machine === 'w1' ? { ...n, status: 'unknown' } : n)), 3, new Map([['id-w1', 'running']]));
+    expect(settling.problems[0]?.why).toBe('its state is not known yet (a new leader hears from it within seconds)');
+    expect(settling.next).toBeUndefined();
+  });
+
+  it('fewer managers than the cluster wants, none unreachable: promote, or join a new machine', () => {
+    const two = healthy.filter((n) => n.machine !== 'm3');
+    expect(assessHealth(two, 3, new Map()).next).toBe('`tmachine swarm recover` promotes a worker to get back to 3 managers');
+    expect(assessHealth(two, 3, new Map()).summary).toBe('degraded: only 2 managers; quorum held: 2 of 2 managers reachable (quorum needs 2), the cluster wants 3; losing one more manager loses quorum');
+    expect(assessHealth(two.filter((n) => n.role === 'manager'), 3, new Map()).next).toBe('`tmachine swarm join NAME --role manager` with a new machine gets back to 3 managers');
   });
 });
 

@@ -14,9 +14,10 @@ import { z } from 'zod';
 import { TmachineError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import { info, warn } from '../../ui/log.js';
-import { requireCluster, stacksDir, withClusterLock, type ClusterRecord } from '../cluster-record.js';
+import { requireCluster, stacksDir, updateCluster, withClusterLock, type ClusterRecord } from '../cluster-record.js';
 import { clusterMembers, engineMessage, healthyManager, type Member, type SwarmInfo } from '../engines.js';
-import { initSwarm, inspectNode, joinSwarm, listNodes, updateNode, waitNodeReady } from '../membership.js';
+import { initSwarm, inspectNode, joinSwarm, listNodes, updateNode, waitNodeReady, type SwarmNode } from '../membership.js';
+import { hostState } from '../status.js';
 import { setRecordSwarm } from './cluster.js';
 import { engineAnswers, pollUntil } from './host-engine.js';
 
@@ -27,6 +28,8 @@ export const recoveryNoteSchema = z.object({
   done: z.array(z.string()),
   /** Machines that did not answer: they rejoin on the next `swarm recover` or `swarm bootstrap`. */
   pending: z.array(z.string()),
+  /** Machines whose hosts are gone (the driver finds none): taken out of the swarm and the cluster. */
+  gone: z.array(z.string()).optional(),
 });
 export type RecoveryNote = z.infer<typeof recoveryNoteSchema>;
 
@@ -63,6 +66,9 @@ async function recoverLocked(store: Store, cluster: ClusterRecord, survivorName:
   if (survivorName && !members.some((m) => m.record.name === survivorName)) throw new TmachineError(`machine "${survivorName}" is not a member of cluster "${cluster.name}"`);
   const answers = new Map<string, SwarmInfo | undefined>();
   await Promise.all(members.map(async (m) => answers.set(m.record.name, await engineAnswers(m))));
+  // A member that does not answer and whose host the driver no longer finds is gone for good.
+  const gone = new Set<string>();
+  await Promise.all(members.filter((m) => !answers.get(m.record.name)).map(async (m) => (await hostState(store, m.record)) === 'not-found' && gone.add(m.record.name)));
 
   const done: string[] = [];
   const managerCandidates = members.filter((m) => recordedManagers.has(m.record.name) || m.record.swarm?.role === 'manager' || answers.get(m.record.name)?.controlAvailable);
@@ -82,57 +88,84 @@ async function recoverLocked(store: Store, cluster: ClusterRecord, survivorName:
 
   // Members that answer: in the leader's swarm, or stale (left behind by a forced new cluster).
   const liveIds = new Set<string>();
+  /** Machines in the leader's swarm now, by name (an older entry of the same host is stale). */
+  const liveNames = new Set<string>();
   const pending: string[] = [];
   for (const m of members) {
     if (m === leader) {
       liveIds.add((await engineAnswers(m))!.nodeId);
+      liveNames.add(m.record.name);
       continue;
     }
-    const seen = await engineAnswers(m);
+    const seen = gone.has(m.record.name) ? undefined : await engineAnswers(m);
     if (!seen) {
-      pending.push(m.record.name);
+      if (!gone.has(m.record.name)) pending.push(m.record.name);
       continue;
     }
     if (!(await isStale(leader, seen))) {
       liveIds.add(seen.nodeId);
+      liveNames.add(m.record.name);
       continue;
     }
     await joinSwarm(m, leader, 'worker', cluster.swarm.advertise);
     const id = (await engineAnswers(m))?.nodeId ?? '';
     await waitNodeReady(leader.docker, id);
     liveIds.add(id);
+    liveNames.add(m.record.name);
     await setRecordSwarm(store, m.record.name, { ...m.record.swarm, cluster: cluster.name, role: 'worker', nodeId: id });
     done.push(`${m.record.name}: had stale swarm state; left and rejoined`);
   }
 
-  if (forced) {
-    // Entries of the old incarnations go, so the node list holds each machine once: those of
-    // members that did not answer (right after a forced new cluster they show "unknown", not
-    // "down"), and any that is down.
-    const pendingIds = new Set(members.filter((m) => pending.includes(m.record.name)).map((m) => m.record.swarm?.nodeId).filter((id): id is string => Boolean(id)));
-    const pendingHosts = new Set(pending);
-    for (const n of await listNodes(leader.docker)) {
-      if (liveIds.has(n.ID)) continue;
-      const gone = pendingIds.has(n.ID) || pendingHosts.has(n.Description?.Hostname ?? '') || n.Status?.State === 'down';
-      if (!gone) continue;
-      if (n.Spec.Role === 'manager') await updateNode(leader.docker, n.ID, (s) => ({ ...s, Role: 'worker' })).catch(() => undefined);
-      await leader.docker
-        .getNode(n.ID)
-        .remove({ force: true })
-        .then(() => done.push(`removed the stale node entry ${n.Description?.Hostname ?? n.ID}`))
-        .catch((e: unknown) => warn(`could not remove stale node ${n.ID}: ${engineMessage(e)}`));
+  // Node entries that go, so the node list holds each machine once. After a forced new cluster:
+  // those of members that did not answer (they show "unknown", not "down") and any that is
+  // down. Always: those of machines whose hosts are gone, and down entries that no member is
+  // or that are an older entry of a member in the swarm now (one that left and rejoined).
+  const pendingIds = new Set(members.filter((m) => pending.includes(m.record.name)).map((m) => m.record.swarm?.nodeId).filter((id): id is string => Boolean(id)));
+  const goneIds = new Set(members.filter((m) => gone.has(m.record.name)).map((m) => m.record.swarm?.nodeId).filter((id): id is string => Boolean(id)));
+  const known = (n: SwarmNode) => members.some((m) => m.record.swarm?.nodeId === n.ID || m.record.name === n.Description?.Hostname);
+  for (const n of await listNodes(leader.docker)) {
+    if (liveIds.has(n.ID)) continue;
+    const host = n.Description?.Hostname ?? '';
+    const lost = goneIds.has(n.ID) || gone.has(host) || (n.Status?.State === 'down' && (!known(n) || liveNames.has(host)));
+    const stale = forced && (pendingIds.has(n.ID) || pending.includes(host) || n.Status?.State === 'down');
+    if (lost || stale) await removeNodeEntry(leader, n, done);
+  }
+  if (gone.size > 0) {
+    await updateCluster(store, cluster.name, (current) => ({ ...(current ?? cluster), nodes: (current ?? cluster).nodes.filter((n) => !gone.has(n.name)) }));
+    for (const name of gone) {
+      await setRecordSwarm(store, name, undefined);
+      done.push(`${name}: its host is gone; taken out of the swarm and the cluster (\`tmachine rm -f ${name}\` forgets the machine)`);
     }
   }
 
-  const managers = await promoteToCount(store, cluster, leader, members, recordedManagers, done);
-  for (const m of members) {
+  const live = members.filter((m) => !gone.has(m.record.name));
+  const managers = await promoteToCount(store, cluster, leader, live, recordedManagers, done);
+  for (const m of live) {
     const seen = await engineAnswers(m);
     if (seen?.nodeId && seen.state === 'active') await setRecordSwarm(store, m.record.name, { ...m.record.swarm, cluster: cluster.name, nodeId: seen.nodeId, role: seen.controlAvailable ? 'manager' : 'worker' });
   }
-  const note: RecoveryNote = { at: new Date().toISOString(), from: leaderName, forcedNewCluster: forced, done, pending };
+  const note: RecoveryNote = { at: new Date().toISOString(), from: leaderName, forcedNewCluster: forced, done, pending, gone: [...gone] };
   await saveRecoveryNote(store, cluster.name, note);
   info(`cluster "${cluster.name}": ${managers} of ${cluster.managers} managers`);
   return { ...note, cluster: cluster.name, managers, managersWanted: cluster.managers };
+}
+
+/**
+ * Takes a node entry out of the node list: a manager is demoted first (raft shrinks while the
+ * others keep quorum), and the removal is retried until the demotion has gone through.
+ */
+async function removeNodeEntry(leader: Member, node: SwarmNode, done: string[]): Promise<void> {
+  const name = node.Description?.Hostname ?? node.ID;
+  let last: unknown;
+  try {
+    // Right after a forced new cluster an old manager's entry may refuse the demotion; removing it still works.
+    if (node.Spec.Role === 'manager') await updateNode(leader.docker, node.ID, (s) => ({ ...s, Role: 'worker' })).catch((e: unknown) => void (last = e));
+    const remove = () => leader.docker.getNode(node.ID).remove({ force: true }).then(() => true, (e: unknown) => void (last = e));
+    await pollUntil(`the removal of node ${name}`, remove, 60_000);
+    done.push(`removed the stale node entry ${name}`);
+  } catch (e) {
+    warn(`could not remove stale node ${node.ID}: ${engineMessage(last ?? e)}`);
+  }
 }
 
 /**
@@ -165,10 +198,23 @@ async function promoteToCount(store: Store, cluster: ClusterRecord, leader: Memb
     if (managers >= cluster.managers) break;
     const m = byId.get(n.ID)!;
     await updateNode(leader.docker, n.ID, (s) => ({ ...s, Role: 'manager' }));
-    await pollUntil(`${m.record.name} reachable as manager`, async () => ((await inspectNode(leader.docker, n.ID)).ManagerStatus?.Reachability === 'reachable' ? true : undefined), 120_000);
-    await setRecordSwarm(store, m.record.name, { ...m.record.swarm, cluster: cluster.name, role: 'manager', nodeId: n.ID });
+    const outcome = await pollUntil(`${m.record.name} reachable as manager`, async () => {
+      if ((await inspectNode(leader.docker, n.ID)).ManagerStatus?.Reachability === 'reachable') return 'promoted';
+      return (await engineAnswers(m))?.state === 'error' ? 'failed' : undefined;
+    }, 120_000);
+    let nodeId = n.ID;
+    if (outcome === 'failed') {
+      // A promoted node joins raft through the manager it first joined; when that one's host is
+      // gone, the join fails for good ("can't initialize raft node"). Rejoin through the leader.
+      await joinSwarm(m, leader, 'manager', cluster.swarm.advertise);
+      nodeId = (await engineAnswers(m))?.nodeId ?? '';
+      await waitNodeReady(leader.docker, nodeId);
+      await pollUntil(`${m.record.name} reachable as manager`, async () => ((await inspectNode(leader.docker, nodeId)).ManagerStatus?.Reachability === 'reachable' ? true : undefined), 120_000);
+      await removeNodeEntry(leader, { ...n, Spec: { ...n.Spec, Role: 'manager' } }, done);
+    }
+    await setRecordSwarm(store, m.record.name, { ...m.record.swarm, cluster: cluster.name, role: 'manager', nodeId });
     managers++;
-    done.push(`${m.record.name}: promoted to manager (cluster wants ${cluster.managers})`);
+    done.push(`${m.record.name}: ${outcome === 'failed' ? 'rejoined as manager (its promotion could not reach the manager it had joined through)' : 'promoted to manager'} (cluster wants ${cluster.managers})`);
   }
   return managers;
 }
