@@ -122,7 +122,7 @@ describe('defect 7: one clear line before anything remote', () => {
     const tgz = path.join(work, 'partial.tgz');
     execFileSync('tar', ['czf', tgz, '-C', dir, 'docker']);
     expectOneLineError(await cli([...base, '--engine-bundle', tgz, 'g1']), /partial\.tgz is not an engine bundle: missing docker\/dockerd/);
-    expectOneLineError(await cli([...base, '--engine-bundle', path.join(work, 'missing.tgz'), 'g1']), /missing\.tgz is not a readable \.tgz bundle/);
+    expectOneLineError(await cli([...base, '--engine-bundle', path.join(work, 'missing.tgz'), 'g1']), /missing\.tgz not found \(check the path given to --engine-bundle\)/);
     expect(storeIsEmpty()).toBe(true);
   });
 });
