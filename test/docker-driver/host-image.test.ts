@@ -221,7 +221,7 @@ describeE2E('host containers', () => {
     for (let attempt = 0; ; attempt++) {
       subnetPrefix = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
       try {
-        await docker.createNetwork({ Name: network, Driver: 'bridge', Labels: labels, IPAM: { Config: [{ Subnet: `${subnetPrefix}.0/24` }] } });
+        await docker.createNetwork({ Name: network, Driver: 'bridge', Internal: true, Labels: labels, IPAM: { Config: [{ Subnet: `${subnetPrefix}.0/24` }] } });
         break;
       } catch (error) {
         if (attempt > 10 || !/overlap/i.test(String(error))) throw error;

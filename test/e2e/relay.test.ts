@@ -27,7 +27,7 @@ describeE2E('one bundle upload per cluster (generic hosts)', () => {
     lab = await prepareLab();
     fs.writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
     // A network of this test's own, made through tmachine's docker driver code path.
-    await lab.docker.createNetwork({ Name: s.network, Driver: 'bridge', Labels: { 'tmachine.test': 'relay' }, IPAM: { Config: [{ Subnet: '10.208.7.0/24' }] } });
+    await lab.docker.createNetwork({ Name: s.network, Driver: 'bridge', Internal: true, Labels: { 'tmachine.test': 'relay' }, IPAM: { Config: [{ Subnet: '10.208.7.0/24' }] } });
     for (const i of [1, 2, 3]) {
       const name = s.name(`h${i}`);
       const ip = `10.208.7.${10 + i}`;

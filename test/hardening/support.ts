@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { repoRoot, type CliResult } from '../support/cli.js';
-import { CACHE_DIR, labSession, ok } from '../support/lab.js';
+import { CACHE_DIR, labSession, ok, OFFLINE_HOSTS_ENV } from '../support/lab.js';
 
 export interface MachineJson {
   name: string;
@@ -31,7 +31,7 @@ export function hardeningSession(prefix: string, octets: [number, number]) {
   const s = labSession(prefix);
   const env = { TMACHINE_DOCKER_SUBNET: subnet };
   const cli = (args: string[], options: Parameters<typeof s.cli>[1] = {}) => s.cli(args, { ...options, env: { ...env, ...options?.env } });
-  return { ...s, cli, subnet, gateway: `10.207.${octet}.1`, env: { TMACHINE_STORAGE_PATH: s.store, TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: s.network, ...env } };
+  return { ...s, cli, subnet, gateway: `10.207.${octet}.1`, env: { TMACHINE_STORAGE_PATH: s.store, TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: s.network, ...OFFLINE_HOSTS_ENV, ...env } };
 }
 export type HardeningSession = ReturnType<typeof hardeningSession>;
 

@@ -61,6 +61,12 @@ export function describeE2E(name: string, body: () => void): void {
   describe(name, body);
 }
 
+/**
+ * Every docker-driver host the suite makes is on a network with no route out (issue 20,
+ * "offline, proven"): a step that leaned on the internet would fail here, not pass by luck.
+ */
+export const OFFLINE_HOSTS_ENV = { TMACHINE_DOCKER_NETWORK_INTERNAL: '1' } as const;
+
 /** A temporary store plus a CLI runner bound to it and to the lab engine. */
 export function labSession(prefix: string) {
   const store = tempStore(`tmachine-${prefix}-`);
@@ -72,7 +78,7 @@ export function labSession(prefix: string) {
       store: store.path,
       timeoutMs: 600_000,
       ...options,
-      env: { TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: network, ...options.env },
+      env: { TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: network, ...OFFLINE_HOSTS_ENV, ...options.env },
     });
     outputs.push(result.stdout, result.stderr);
     return result;
@@ -89,7 +95,7 @@ export function labSession(prefix: string) {
     shell: (script: string, env: NodeJS.ProcessEnv = {}): string =>
       execFileSync('bash', ['-c', `set -euo pipefail; tmachine() { "${process.execPath}" "${path.join(repoRoot, 'bin', 'run.js')}" "$@"; }\n${script}`], {
         encoding: 'utf8',
-        env: { ...process.env, TMACHINE_STORAGE_PATH: store.path, TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: network, ...env },
+        env: { ...process.env, TMACHINE_STORAGE_PATH: store.path, TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: network, ...OFFLINE_HOSTS_ENV, ...env },
         timeout: 300_000,
       }),
     cleanup: async (docker: Dockerode) => {
