@@ -77,6 +77,12 @@ export async function requireHealthyManager(cluster: ClusterRecord, members: Mem
     if (info && info.state === 'active') answering.push(m.record.name);
   }
   const down = candidates.filter((m) => !answering.includes(m.record.name)).map((m) => m.record.name);
+  if (answering.length > 0 && down.length === 0) {
+    // Every manager answers, none can list the nodes: no leader (yet, or any more).
+    throw new TmachineError(`no manager of cluster "${cluster.name}" has control: ${answering.join(', ')} ${answering.length === 1 ? 'answers' : 'answer'} but cannot list the swarm's nodes (no leader: quorum lost, or an election still running)`, {
+      hint: `try again in a moment; if it stays so, \`tmachine swarm recover ${answering[0]}\` rebuilds the swarm from that manager`,
+    });
+  }
   if (answering.length > 0) {
     throw new TmachineError(
       `quorum lost in cluster "${cluster.name}": ${down.length} of ${candidates.length} managers are down (${down.join(', ')}), so the swarm cannot be changed or listed`,
