@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { generateKeyPair } from '../../src/ssh/keys.js';
 import { repoRoot, runCli, type CliResult } from '../support/cli.js';
-import { describeE2E, eventually, labSession, ok, prepareLab, CACHE_DIR, type Lab } from '../support/lab.js';
+import { describeE2E, eventually, labSession, ok, prepareLab, CACHE_DIR, OFFLINE_HOSTS_ENV, type Lab } from '../support/lab.js';
 
 interface MachineJson {
   name: string;
@@ -41,7 +41,7 @@ describeE2E('driver kit and plan runner on real hosts', () => {
   function interruptAt(args: string[], trigger: RegExp): Promise<CliResult & { triggered: boolean }> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'run.js'), ...args], {
-        env: { ...process.env, TMACHINE_STORAGE_PATH: s.store, TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: s.network },
+        env: { ...process.env, TMACHINE_STORAGE_PATH: s.store, TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: s.network, ...OFFLINE_HOSTS_ENV },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';
@@ -108,7 +108,7 @@ describeE2E('driver kit and plan runner on real hosts', () => {
     const other = s.name('twice');
     const args = ['swarm', 'bootstrap', '--managers', '1', '--workers', '1', '--prefix', other];
     const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'run.js'), ...args], {
-      env: { ...process.env, TMACHINE_STORAGE_PATH: s.store, TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: s.network },
+      env: { ...process.env, TMACHINE_STORAGE_PATH: s.store, TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: s.network, ...OFFLINE_HOSTS_ENV },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -280,7 +280,7 @@ describeE2E('driver kit and plan runner on real hosts', () => {
     // It imports `tmachine/kit`, which a user's install resolves next to it.
     fs.symlinkSync(repoRoot, path.join(project, 'node_modules', 'tmachine'));
     const inProject = (args: string[]) =>
-      runCli(args, { store: s.store, timeoutMs: 300_000, cwd: project, env: { TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: s.network } });
+      runCli(args, { store: s.store, timeoutMs: 300_000, cwd: project, env: { TMACHINE_CACHE_PATH: CACHE_DIR, TMACHINE_DOCKER_NETWORK: s.network, ...OFFLINE_HOSTS_ENV } });
     const help = ok(await inProject(['create', '--driver', 'fixture', '--help'])).stdout;
     expect(help).toMatch(/--fixture-address/);
     expect(help).toMatch(/--fixture-lease-dir/);
