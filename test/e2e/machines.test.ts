@@ -23,8 +23,8 @@ describeE2E('machines on real hosts (docker and generic drivers)', () => {
     lab = await prepareLab();
   });
   afterAll(async () => {
-    for (const id of bare) await lab.docker.getContainer(id).remove({ force: true, v: true }).catch(() => undefined);
-    for (const id of bare) await lab.docker.getVolume(`${id}-vol`).remove().catch(() => undefined);
+    for (const name of bare) await lab.docker.getContainer(name).remove({ force: true, v: true }).catch(() => undefined);
+    for (const name of bare) await lab.docker.getVolume(`${name}-vol`).remove().catch(() => undefined);
     if (lab) await s.cleanup(lab.docker);
   });
 
@@ -104,7 +104,7 @@ describeE2E('machines on real hosts (docker and generic drivers)', () => {
     const name = s.name(`bare-${tag}`);
     await lab.docker.createVolume({ Name: `${name}-vol` });
     const c = await lab.docker.createContainer(hostContainerSpec({ name, image: 'tmachine/host:bookworm', network: s.network, ip, volume: `${name}-vol`, labels: { 'tmachine.test': 'e2e' }, privileged: false }));
-    bare.push(c.id);
+    bare.push(name);
     await c.start();
     const { keyFile, publicKey } = newKey();
     const script = `install -d -m700 -o tmachine -g tmachine /home/tmachine/.ssh && echo "${publicKey}" > /home/tmachine/.ssh/authorized_keys && chown tmachine /home/tmachine/.ssh/authorized_keys && chmod 600 /home/tmachine/.ssh/authorized_keys; ${prepare}`;
