@@ -97,7 +97,9 @@ async function recoverLocked(store: Store, cluster: ClusterRecord, survivorName:
       liveNames.add(m.record.name);
       continue;
     }
-    const seen = gone.has(m.record.name) ? undefined : await engineAnswers(m);
+    // An engine that answered a moment ago gets a second, longer chance: right after a leader
+    // change a manager's info call can take longer than the first probe allows.
+    const seen = gone.has(m.record.name) ? undefined : ((await engineAnswers(m)) ?? (answers.get(m.record.name) ? await engineAnswers(m, 20_000) : undefined));
     if (!seen) {
       if (!gone.has(m.record.name)) pending.push(m.record.name);
       continue;
