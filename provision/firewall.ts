@@ -92,23 +92,35 @@ exit $missing
 `;
 }
 
-export function firewallSystemdUnit(): string {
-  return `# Written by tmachine: puts the swarm's firewall rules back after a reboot.
+/** A systemd oneshot unit that runs one script at boot (the swarm ports', the published ports'). */
+export function bootSystemdUnit(service: { purpose: string; description: string; ordering: string[]; exec: string }): string {
+  return `# Written by tmachine: ${service.purpose}
 [Unit]
-Description=tmachine: open the ports a Docker swarm needs
-# After whatever loads a saved ruleset (which may flush ours), before the engine starts.
-After=network-pre.target netfilter-persistent.service iptables.service ip6tables.service nftables.service
-Before=network.target docker.service
-Wants=network-pre.target
+Description=${service.description}
+${service.ordering.join('\n')}
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=${FIREWALL_SCRIPT_PATH}
+ExecStart=${service.exec}
 
 [Install]
 WantedBy=multi-user.target
 `;
+}
+
+export function firewallSystemdUnit(): string {
+  return bootSystemdUnit({
+    purpose: "puts the swarm's firewall rules back after a reboot.",
+    description: 'tmachine: open the ports a Docker swarm needs',
+    ordering: [
+      '# After whatever loads a saved ruleset (which may flush ours), before the engine starts.',
+      'After=network-pre.target netfilter-persistent.service iptables.service ip6tables.service nftables.service',
+      'Before=network.target docker.service',
+      'Wants=network-pre.target',
+    ],
+    exec: FIREWALL_SCRIPT_PATH,
+  });
 }
 
 /** An OpenRC service that runs one script at boot (the swarm ports', the published ports'). */

@@ -16,7 +16,7 @@ import { connectMachine } from '../../machine/connect.js';
 import { driverOf } from '../../machine/driver-instance.js';
 import type { Store } from '../../store/store.js';
 import type { Member } from '../engines.js';
-import { bootOpenrcScript } from '../../../provision/firewall.js';
+import { bootOpenrcScript, bootSystemdUnit } from '../../../provision/firewall.js';
 import { shellQuote } from '../../../provision/os.js';
 
 export const PORTS_CHAIN = 'TMACHINE-PORTS';
@@ -89,20 +89,12 @@ export function portsRestoreScript(): string {
 }
 
 export function portsSystemdUnit(): string {
-  return `# Written by tmachine: puts the published ports back after a reboot.
-[Unit]
-Description=tmachine: the published ports swarm deploy --open-ports opened
-# The engine makes DOCKER-USER when it starts; the rules go in after that.
-After=docker.service tmachine-firewall.service
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=${PORTS_SCRIPT_PATH}
-
-[Install]
-WantedBy=multi-user.target
-`;
+  return bootSystemdUnit({
+    purpose: 'puts the published ports back after a reboot.',
+    description: 'tmachine: the published ports swarm deploy --open-ports opened',
+    ordering: ['# The engine makes DOCKER-USER when it starts; the rules go in after that.', 'After=docker.service tmachine-firewall.service'],
+    exec: PORTS_SCRIPT_PATH,
+  });
 }
 
 export function portsOpenrcScript(): string {
