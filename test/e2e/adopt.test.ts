@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { tcpAnswers } from '../../drivers/kit/wait.js';
+import { errorLines, STACK_TRACE } from '../support/cli.js';
 import { describeE2E, labSession, ok, prepareLab, type Lab } from '../support/lab.js';
 
-const STACK_TRACE = /^\s+at .+:\d+:\d+\)?$/m;
 const DROP_IN = '/etc/systemd/system/docker.service.d/override.conf';
 
 interface Record_ {
@@ -96,7 +96,7 @@ describeE2E('adopting what exists: a swarm formed by hand, an engine on plain TC
     const refused = await s.cli(args);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).not.toMatch(STACK_TRACE);
-    const errors = refused.stderr.split('\n').filter((l) => l.startsWith('Error:'));
+    const errors = errorLines(refused);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toContain(name);
     expect(errors[0]).toContain(`tcp://0.0.0.0:2375 (plain TCP, no TLS) in ${DROP_IN}`);

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { generateKeyPair } from '../../src/ssh/keys.js';
-import { repoRoot, runCli, type CliResult } from '../support/cli.js';
+import { errorLines, repoRoot, runCli, type CliResult } from '../support/cli.js';
 import { describeE2E, eventually, labSession, ok, prepareLab, CACHE_DIR, OFFLINE_HOSTS_ENV, type Lab } from '../support/lab.js';
 
 interface MachineJson {
@@ -85,7 +85,6 @@ describeE2E('driver kit and plan runner on real hosts', () => {
     ];
   }
 
-  const errorLines = (r: CliResult) => r.stderr.split('\n').filter((l) => l.startsWith('Error:'));
 
   for (const [point, trigger] of [
     ['creating the hosts', /❯ \S+: make the host \(docker\)/],

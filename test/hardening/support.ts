@@ -84,8 +84,7 @@ export function runWatching(session: HardeningSession, args: string[], trigger: 
   });
 }
 
-export const errorLines = (r: CliResult): string[] => r.stderr.split('\n').filter((l) => l.startsWith('Error:'));
-export const STACK_TRACE = /\n\s+at .*:\d+:\d+/;
+export { errorLines, STACK_TRACE } from '../support/cli.js';
 
 export async function machines(session: HardeningSession): Promise<MachineJson[]> {
   const names = ok(await session.cli(['ls', '--quiet'])).stdout.split('\n').filter(Boolean);

@@ -14,6 +14,11 @@ export interface CliResult {
   stderr: string;
 }
 
+/** The `Error:` lines a command printed (a refusal is exactly one). */
+export const errorLines = (r: CliResult): string[] => r.stderr.split('\n').filter((l) => l.startsWith('Error:'));
+/** A stack frame in output: never printed without --debug. */
+export const STACK_TRACE = /\n\s+at .*:\d+:\d+/;
+
 export interface CliOptions {
   store: string;
   env?: Record<string, string | undefined>;
